@@ -1,0 +1,110 @@
+"""MNIST benchmarks of the Foundation issue: accuracy per model, time to 99%, trainer overhead."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from archzoo.benchmarks import register_benchmark
+from archzoo.models import create_model
+from archzoo.training.config import resolve_config
+from archzoo.training.trainer import Trainer, autocast
+
+
+def train_preset(preset: str, work_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    cfg = resolve_config(preset, overrides or [])
+    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False).fit()
+    assert result.test is not None
+    return {"value": result.test["accuracy"], "preset": preset, "overrides": overrides or [],
+            "train_seconds": round(result.train_seconds, 1), "steps": result.step,
+            "best_val": result.best, "run_dir": str(work_dir / "run")}
+
+
+for _model, _target in (("simple_cnn", 0.993), ("lenet5", 0.991), ("mlp", 0.983)):
+    def _run(work_dir: Path, model: str = _model) -> dict[str, Any]:
+        return train_preset(f"mnist-{model}", work_dir)
+
+    register_benchmark(f"mnist-{_model}", "test_accuracy", _target, ">=",
+                       f"{_model} trained with preset mnist-{_model}; accuracy on the 10,000 MNIST test images")(_run)
+
+
+@register_benchmark("mnist-time-to-99", "wall_seconds_to_99", 30.0, "<=",
+                    "wall seconds from the start of training until MNIST test accuracy >= 99.0% "
+                    "(test accuracy checked every eval_interval steps; the checks' time is counted)")
+def time_to_99(work_dir: Path, eval_interval: int = 50) -> dict[str, Any]:
+    cfg = resolve_config("mnist-fast", [])
+    trajectory: list[tuple[int, float, float]] = []
+
+    def check(trainer: Trainer) -> None:
+        if trainer.step % eval_interval == 0 or trainer.step == trainer.total_steps:
+            accuracy = trainer.evaluate("test")["accuracy"]
+            trajectory.append((trainer.step, round(time.perf_counter() - start, 2), accuracy))
+            if accuracy >= 0.99:
+                trainer.stop_reason = "reached_99"
+
+    trainer = Trainer(cfg, work_dir / "run", progress=False, verbose=False, on_step=check)
+    start = time.perf_counter()
+    result = trainer.fit()
+    reached = [t for t in trajectory if t[2] >= 0.99]
+    return {"value": reached[0][1] if reached else float("inf"), "steps": result.step,
+            "final_test_accuracy": trajectory[-1][2], "preset": "mnist-fast",
+            "trajectory_step_seconds_accuracy": trajectory}
+
+
+@register_benchmark("mnist-throughput", "trainer_over_bare_ratio", 0.95, ">=",
+                    "simple_cnn training images/s through the archzoo Trainer divided by a bare PyTorch loop "
+                    "(same model, batch, bf16 autocast, channels_last, AdamW, in-memory data), measured "
+                    "alternately in one process; median of the per-round ratios")
+def throughput(work_dir: Path, steps: int = 120, warmup: int = 15, rounds: int = 3) -> dict[str, Any]:
+    cfg = resolve_config("mnist-simple_cnn", ["data.augment='none'", "train.schedule='constant'",
+                                              f"train.max_steps={warmup + steps}", "train.log_every_steps=50"])
+    batch = cfg.train.batch_size
+
+    def trainer_rate() -> float:
+        marks: dict[int, float] = {}
+
+        def mark(trainer: Trainer) -> None:
+            if trainer.step in (warmup, warmup + steps):
+                marks[trainer.step] = time.perf_counter()
+                if trainer.step == warmup + steps:
+                    trainer.stop_reason = "measured"
+
+        trainer = Trainer(cfg, work_dir / "run", progress=False, verbose=False, on_step=mark)
+        trainer.fit()
+        return steps * batch / (marks[warmup + steps] - marks[warmup])
+
+    def bare_rate() -> float:
+        torch.manual_seed(0)
+        trainer_data = Trainer(cfg, work_dir / "bare-data", progress=False, verbose=False).task
+        x_all, y_all = trainer_data.split("train")
+        model = create_model("simple_cnn").to(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                                      foreach=True)
+        order = torch.randperm(len(y_all))
+        device = torch.device("cpu")
+        t0 = 0.0
+        for step in range(warmup + steps):
+            if step == warmup:
+                t0 = time.perf_counter()
+            idx = order[step * batch:(step + 1) * batch]
+            x = x_all[idx].contiguous(memory_format=torch.channels_last)
+            with autocast(device, "bf16"):
+                loss = F.cross_entropy(model(x), y_all[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return steps * batch / (time.perf_counter() - t0)
+
+    bare, ours = [], []
+    for _ in range(rounds):
+        bare.append(bare_rate())
+        ours.append(trainer_rate())
+    ratios = [o / b for o, b in zip(ours, bare, strict=True)]
+    return {"value": round(statistics.median(ratios), 4), "trainer_images_per_s": [round(r) for r in ours],
+            "bare_images_per_s": [round(r) for r in bare], "batch_size": batch, "precision": "bf16",
+            "steps_timed": steps}

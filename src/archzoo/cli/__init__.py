@@ -1,0 +1,1 @@
+"""Command-line interface: ``main(argv) -> int``, one module per subcommand."""

@@ -1,0 +1,78 @@
+"""Catalogue of datasets: files, sha256, size, canonical URL, license and standard split."""
+
+from __future__ import annotations
+
+from archzoo.data.sources import DatasetSpec, FileSpec, register_dataset
+
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_MNIST_LICENSE = "CC BY-SA 3.0 (Yann LeCun and Corinna Cortes; derived from NIST)"
+_MNIST_CITATION = ("LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document "
+                   "recognition, Proc. IEEE 86(11)")
+_IMAGE_SPLITS = {"train": "60,000 images (validation carved from it with a fixed seed)", "test": "10,000 images"}
+
+register_dataset(DatasetSpec(
+    name="mnist",
+    folder="mnist",
+    description="handwritten digits, 28x28 grey, 10 classes",
+    license=_MNIST_LICENSE,
+    citation=_MNIST_CITATION,
+    splits=_IMAGE_SPLITS,
+    files=(
+        # The staged train-images .gz is a recompression of the canonical file; the original
+        # download (md5 f68b3c2d...) is accepted too.
+        FileSpec(_IDX_FILES[0], "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971",
+                 9_719_438, _MNIST_URL + _IDX_FILES[0], ("f68b3c2dcbeaaa9fbdd348bbdeb94873",)),
+        FileSpec(_IDX_FILES[1], "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                 28_881, _MNIST_URL + _IDX_FILES[1]),
+        FileSpec(_IDX_FILES[2], "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                 1_648_877, _MNIST_URL + _IDX_FILES[2]),
+        FileSpec(_IDX_FILES[3], "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                 4_542, _MNIST_URL + _IDX_FILES[3]),
+    ),
+    meta={"classes": [str(i) for i in range(10)], "mean": 0.1307, "std": 0.3081},
+))
+
+register_dataset(DatasetSpec(
+    name="fashion-mnist",
+    folder="fashion-mnist",
+    description="Zalando article images, 28x28 grey, 10 classes",
+    license="MIT (Copyright 2017 Zalando SE)",
+    citation="Xiao, Rasul & Vollgraf 2017, Fashion-MNIST, arXiv:1708.07747",
+    splits=_IMAGE_SPLITS,
+    files=(
+        FileSpec(_IDX_FILES[0], "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                 26_421_880, _FASHION_URL + _IDX_FILES[0]),
+        FileSpec(_IDX_FILES[1], "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                 29_515, _FASHION_URL + _IDX_FILES[1]),
+        FileSpec(_IDX_FILES[2], "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                 4_422_102, _FASHION_URL + _IDX_FILES[2]),
+        FileSpec(_IDX_FILES[3], "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                 5_148, _FASHION_URL + _IDX_FILES[3]),
+    ),
+    meta={"classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"], "mean": 0.2860, "std": 0.3530},
+))
+
+register_dataset(DatasetSpec(
+    name="mnist-small",
+    folder="mnist-small",
+    description="built-in MNIST subset for offline use: the first 10,000 training images and the full "
+                "10,000-image test set (ships inside the package)",
+    license=_MNIST_LICENSE,
+    citation=_MNIST_CITATION,
+    splits={"train": "first 10,000 of MNIST's 60,000 training images", "test": "the full MNIST test set"},
+    files=(
+        FileSpec(_IDX_FILES[0], "11a772a6dc925b05dd399880865d80fdc378f1482a27072a7fe2c10be2367eda",
+                 1_609_526, ""),
+        FileSpec(_IDX_FILES[1], "4e8b4ac90e302aa725dd50c14268e8630d3941e30cf889ea15dfa1a6dedf8665",
+                 4_997, ""),
+        FileSpec(_IDX_FILES[2], "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                 1_648_877, _MNIST_URL + _IDX_FILES[2]),
+        FileSpec(_IDX_FILES[3], "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                 4_542, _MNIST_URL + _IDX_FILES[3]),
+    ),
+    meta={"classes": [str(i) for i in range(10)], "mean": 0.1307, "std": 0.3081},
+))

@@ -1,0 +1,89 @@
+"""Image datasets held in memory as tensors, and user images prepared the way a dataset's are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from archzoo.data.idx import read_idx
+from archzoo.data.sources import DATASETS, locate
+from archzoo.errors import UserError
+
+_SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass
+class ImageSplit:
+    """Images as uint8 (N, C, H, W) and integer labels (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_idx_split(dataset: str, split: str, data_dir: str | Path | None = None) -> ImageSplit:
+    """Read one split (train or test) of an IDX image dataset (MNIST, Fashion-MNIST)."""
+    if split not in _SPLIT_FILES:
+        raise UserError(f"unknown split {split!r} for {dataset!r}; choose train or test")
+    spec = DATASETS.get(dataset)
+    paths = locate(spec, data_dir, list(_SPLIT_FILES[split]))
+    images = read_idx(paths[_SPLIT_FILES[split][0]])
+    labels = read_idx(paths[_SPLIT_FILES[split][1]])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(f"{dataset} {split}: images {images.shape} and labels {labels.shape} do not pair up; "
+                        "re-fetch the dataset")
+    return ImageSplit(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
+def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
+    """Load any image file as a (channels, size, size) float tensor in [0, 1], MNIST-style.
+
+    Dark-on-light images (a bright border, as when someone draws with a pen on paper) are inverted
+    to light-on-dark like MNIST; the content is then cropped to its bounding box, scaled to fit
+    20/28 of the frame keeping its aspect ratio, and centred by centre of mass, following the
+    MNIST preparation (LeCun et al. 1998).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            img = im.convert("RGB" if channels == 3 else "L")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path} is not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    grey = arr if arr.ndim == 2 else arr.mean(axis=2)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if border.mean() > 0.5:
+        arr, grey = 1.0 - arr, 1.0 - grey
+    ys, xs = np.nonzero(grey > 0.1 * max(grey.max(), 1e-6))
+    if len(ys):
+        arr = arr[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    box = max(1, round(size * 20 / 28))
+    h, w = arr.shape[:2]
+    scale = box / max(h, w)
+    mode = "RGB" if arr.ndim == 3 else "F"
+    pil = Image.fromarray(arr if arr.ndim == 2 else (arr * 255).astype(np.uint8), mode=mode)
+    pil = pil.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    small = np.asarray(pil, dtype=np.float32)
+    if small.ndim == 3:
+        small = small / 255.0
+    small = np.clip(small, 0.0, 1.0)
+    canvas = np.zeros((size, size) + small.shape[2:], dtype=np.float32)
+    weight = small if small.ndim == 2 else small.mean(axis=2)
+    total = weight.sum()
+    cy = (weight.sum(axis=1) @ np.arange(weight.shape[0])) / total if total > 0 else weight.shape[0] / 2
+    cx = (weight.sum(axis=0) @ np.arange(weight.shape[1])) / total if total > 0 else weight.shape[1] / 2
+    top = int(np.clip(round(size / 2 - cy), 0, size - small.shape[0]))
+    left = int(np.clip(round(size / 2 - cx), 0, size - small.shape[1]))
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    tensor = torch.from_numpy(canvas)
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)

@@ -1,0 +1,92 @@
+"""Convolutional image classifiers: the classic small CNN and LeNet-5."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archzoo.errors import UserError
+from archzoo.models import register_model
+from archzoo.models.base import ImageClassifier
+
+
+class SimpleCNN(ImageClassifier):
+    """Two conv blocks and two fully connected layers: the classic "simple CNN on MNIST".
+
+    Math: conv3x3(32) -> ReLU -> maxpool2 -> conv3x3(64) -> ReLU -> maxpool2 -> FC(128) -> ReLU
+        -> dropout -> FC(num_classes); convolutions use padding 1 so each pool halves H and W.
+    Reference: the Keras / pytorch-examples MNIST CNN family (2 conv layers, 99.2-99.4% on MNIST).
+    Shapes: x (B, C, H, W) with H, W divisible by 4 -> logits (B, num_classes).
+    """
+
+    def __init__(self, in_channels: int, image_size: int, num_classes: int,
+                 channels: tuple[int, int], hidden: int, dropout: float):
+        super().__init__(in_channels, image_size, num_classes)
+        if image_size % 4:
+            raise UserError(f"simple_cnn needs an image size divisible by 4, got {image_size}")
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c2 * (image_size // 4) ** 2, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class LeNet5(ImageClassifier):
+    """LeNet-5: C1 conv 6@5x5, S2 subsampling, C3 conv 16@5x5, S4 subsampling, C5/F6/output 120-84-10.
+
+    Math: on a 32x32 input, C1 -> 6@28x28, S2 -> 6@14x14, C3 -> 16@10x10, S4 -> 16@5x5,
+        then FC 400 -> 120 -> 84 -> num_classes with activation ``act`` between layers.
+    Reference: LeCun, Bottou, Bengio & Haffner 1998, "Gradient-based learning applied to document
+        recognition", Proc. IEEE 86(11), Fig. 2 (0.95% MNIST test error).
+    Shapes: x (B, C, 28, 28) is zero-padded by 2 to 32x32 as in the paper; logits (B, num_classes).
+    Differs from paper: C3 connects every S2 map (the paper uses a sparse connection table);
+        subsampling is plain average (``pool='avg'``) or max pooling, not a trainable scaled
+        average; activation is tanh or ReLU, not the scaled 1.7159 tanh(2/3 x); the output is a
+        linear layer trained with cross-entropy instead of Euclidean RBF units.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, activation: str, pool: str):
+        super().__init__(in_channels, image_size, num_classes)
+        acts = {"tanh": nn.Tanh, "relu": nn.ReLU}
+        pools = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+        if activation not in acts or pool not in pools:
+            raise UserError(f"lenet5 takes activation in {sorted(acts)} and pool in {sorted(pools)}, "
+                            f"got {activation!r}, {pool!r}")
+        pad = max(0, (32 - image_size) // 2)
+        side = ((image_size + 2 * pad - 4) // 2 - 4) // 2
+        if side < 1:
+            raise UserError(f"lenet5 needs images of at least 12x12, got {image_size}")
+        act, subsample = acts[activation], pools[pool]
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=pad), act(), subsample(2),
+            nn.Conv2d(6, 16, 5), act(), subsample(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120), act(),
+            nn.Linear(120, 84), act(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@register_model("simple_cnn")
+def simple_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+               channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.0) -> SimpleCNN:
+    return SimpleCNN(in_channels, image_size, num_classes, channels, hidden, dropout)
+
+
+@register_model("lenet5")
+def lenet5(in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+           activation: str = "tanh", pool: str = "avg") -> LeNet5:
+    return LeNet5(in_channels, image_size, num_classes, activation, pool)

@@ -1,0 +1,74 @@
+"""Layer table of a model: output shapes, parameters, forward FLOPs and activation memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    flops: int
+    activation_bytes: int
+
+
+def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
+    """One row per leaf module, in call order, for one forward pass of ``example_inputs``.
+
+    FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs); activation
+    memory is the bytes of each leaf's output at the model's parameter dtype.
+    """
+    inputs = model.example_inputs(batch_size)
+    outputs: dict[str, torch.Tensor] = {}
+    order: list[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+                if name not in outputs:
+                    order.append(name)
+                outputs[name] = out
+            handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    flops_by_module = counter.get_flop_counts()
+    root = type(model).__name__
+    modules = dict(model.named_modules())
+    rows = []
+    for name in order:
+        out = outputs[name]
+        module = modules[name]
+        flops = sum(flops_by_module.get(f"{root}.{name}", {}).values())
+        rows.append(LayerRow(name, type(module).__name__, tuple(out.shape),
+                             sum(p.numel() for p in module.parameters(recurse=False)), int(flops),
+                             out.numel() * out.element_size()))
+    return rows
+
+
+def format_table(model_name: str, rows: list[LayerRow], total_params: int) -> str:
+    header = f"{'layer':<24} {'type':<12} {'output shape':<20} {'params':>10} {'FLOPs':>12} {'act. KiB':>9}"
+    lines = [f"{model_name}", header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r.name:<24} {r.kind:<12} {str(list(r.output_shape)):<20} {r.params:>10,} "
+                     f"{r.flops:>12,} {r.activation_bytes / 1024:>9.1f}")
+    lines.append("-" * len(header))
+    total_flops = sum(r.flops for r in rows)
+    total_act = sum(r.activation_bytes for r in rows)
+    lines.append(f"{'total':<24} {'':<12} {'':<20} {total_params:>10,} {total_flops:>12,} {total_act / 1024:>9.1f}")
+    lines.append(f"parameters: {total_params:,} ({total_params * 4 / 2**20:.2f} MiB fp32); "
+                 f"forward FLOPs per example: {total_flops / rows[0].output_shape[0] if rows else 0:,.0f}")
+    return "\n".join(lines)

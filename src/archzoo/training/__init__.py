@@ -1,0 +1,1 @@
+"""The one trainer for every task, with its optimisers, schedules, checkpoints and distribution."""

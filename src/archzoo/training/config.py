@@ -1,0 +1,177 @@
+"""Run configuration: model + task data + training, composed from presets and overrides."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from archzoo.config import field_types, from_dict, parse_override, set_in, to_dict
+from archzoo.errors import UserError, unknown
+from archzoo.models import MODELS, check_model_args
+from archzoo.tasks import TASKS
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("constant", "cosine", "step", "onecycle")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "simple_cnn"
+    args: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping. ``batch_size`` is the global batch of one optimizer step: it is
+    split over ``accum_steps`` micro-batches and over distributed ranks."""
+
+    epochs: int = 10
+    max_steps: int = 0  # 0: no limit; else stop after this many optimizer steps
+    time_budget: float = 0.0  # seconds of training; 0: no limit. Stops cleanly, then evaluates
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    optimizer: str = "adamw"  # adamw | adam | sgd (with momentum)
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0  # applied to weights of rank >= 2 only (no decay on biases and norms)
+    schedule: str = "constant"  # constant | cosine (after warmup) | step | onecycle
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
+    step_every_epochs: int = 1  # step schedule: multiply by gamma every this many epochs
+    gamma: float = 0.7
+    pct_start: float = 0.25  # onecycle: fraction of steps spent rising
+    clip_grad_norm: float = 0.0  # 0: off
+    accum_steps: int = 1
+    precision: str = "fp32"  # fp32 | bf16 (autocast; master weights stay fp32)
+    channels_last: bool = False
+    eval_every_steps: int = 0  # 0: evaluate every ``eval_every_epochs`` epochs
+    eval_every_epochs: int = 1
+    early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0: off
+    log_every_steps: int = 50
+    seed: int = 0
+    deterministic: bool = False
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UserError(message)
+
+        need(self.lr > 0, f"train.lr must be > 0, got {self.lr}; try --set train.lr=1e-3")
+        need(self.batch_size > 0, f"train.batch_size must be >= 1, got {self.batch_size}; try --set train.batch_size=128")
+        need(self.eval_batch_size > 0, f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        need(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        need(self.max_steps >= 0 and self.time_budget >= 0, "train.max_steps and train.time_budget must be >= 0")
+        need(self.accum_steps >= 1 and self.batch_size % self.accum_steps == 0,
+             f"train.accum_steps={self.accum_steps} must be >= 1 and divide train.batch_size={self.batch_size}")
+        need(self.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        need(self.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        need(self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        need(self.weight_decay >= 0 and self.momentum >= 0 and self.clip_grad_norm >= 0,
+             "train.weight_decay, train.momentum and train.clip_grad_norm must be >= 0")
+        need(all(0 <= b < 1 for b in self.betas), f"train.betas must lie in [0, 1), got {self.betas}")
+        need(0 < self.pct_start < 1 and 0 <= self.min_lr_ratio <= 1 and self.gamma > 0,
+             "train.pct_start must be in (0, 1), train.min_lr_ratio in [0, 1], train.gamma > 0")
+        need(self.warmup_steps >= 0 and self.step_every_epochs >= 1 and self.log_every_steps >= 1,
+             "train.warmup_steps must be >= 0, train.step_every_epochs and train.log_every_steps >= 1")
+        need(self.eval_every_steps >= 0 and self.eval_every_epochs >= 1 and self.early_stopping_patience >= 0,
+             "train.eval_every_steps and train.early_stopping_patience must be >= 0, train.eval_every_epochs >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str
+    model: ModelConfig
+    data: Any  # the task's Config dataclass
+    train: TrainConfig
+
+    def with_model_args(self, args: dict[str, Any]) -> RunConfig:
+        return replace(self, model=replace(self.model, args={**self.model.args, **args}))
+
+
+def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build and type-check a RunConfig from a plain dict (a preset, overrides or config.json)."""
+    if not isinstance(data, dict):
+        raise UserError("a run config must be a table with task, model, data and train")
+    extra = set(data) - {"task", "model", "data", "train", "description"}
+    if extra:
+        raise unknown("config key", sorted(extra)[0], ["task", "model", "data", "train"])
+    task_name = data.get("task", "classification")
+    if not isinstance(task_name, str):
+        raise UserError(f"config key 'task' must be a string, got {task_name!r}")
+    task_cls = TASKS.get(task_name)
+    model = from_dict(ModelConfig, data.get("model", {}), "model.")
+    MODELS.get(model.name)
+    model = replace(model, args=check_model_args(model.name, model.args))
+    return RunConfig(
+        task=task_name,
+        model=model,
+        data=from_dict(task_cls.Config, data.get("data", {}), "data."),
+        train=from_dict(TrainConfig, data.get("train", {}), "train."),
+    )
+
+
+PRESETS_PACKAGE = "archzoo.presets"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files(PRESETS_PACKAGE).iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset by name (shipped in the package) or a path to a TOML file."""
+    path = Path(name)
+    if name.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise UserError(f"preset file {name} does not exist")
+        text = path.read_bytes()
+    elif name in list_presets():
+        text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.toml").read_bytes()
+    else:
+        raise unknown("preset", name, list_presets())
+    try:
+        return tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"preset {name} is not valid TOML: {e}") from None
+
+
+def resolve_config(preset: str | None, overrides: list[str]) -> RunConfig:
+    """Preset (or defaults) + dotted overrides, type-checked."""
+    data = load_preset(preset) if preset else {}
+    data.pop("description", None)
+    for text in overrides:
+        key, value = parse_override(text)
+        section = key.split(".")[0]
+        if section not in ("task", "model", "data", "train"):
+            raise unknown("config key", key, [f"{s}.{k}" for s, cls in (("train", TrainConfig), ("model", ModelConfig))
+                                              for k in field_types(cls)])
+        if key.startswith("model.") and not key.startswith(("model.args.", "model.name")):
+            key = "model.args." + key.removeprefix("model.")  # --set model.dropout=0.1 is a model argument
+        set_in(data, key, value)
+    return run_config_from_dict(data)
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    from archzoo.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(to_dict(cfg), indent=2) + "\n")
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} is not an archzoo run folder (no config.json); give the folder a "
+                        "`archzoo train` run printed") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is corrupt ({e}); the run cannot be rebuilt") from None
+    return run_config_from_dict(data)

@@ -1,0 +1,43 @@
+"""Seeding, deterministic mode and RNG state capture for exact resume."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs a fixed workspace for deterministic matmuls (CUDA docs, "Reproducibility")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A seed for the randomness of one optimizer step (augmentation), independent of history."""
+    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The training order of one epoch: a permutation that depends only on (seed, epoch)."""
+    return torch.randperm(num_examples, generator=torch.Generator().manual_seed(step_seed(seed, -1 - epoch)))
+
+
+def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    state: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,311 @@
+"""The one trainer: every task, every model, one loop (STYLE.md convention 5).
+
+The loop is a function of (config, seed): the data order of an epoch and the augmentation of a
+step are derived from the seed alone, and the RNG state travels in the checkpoint, so a run resumed
+from any step ends with the same weights as an uninterrupted one, and a run over N ranks with the
+same global batch computes the same updates as one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from archzoo.config import to_dict
+from archzoo.errors import UserError
+from archzoo.fileio import ensure_writable_dir
+from archzoo.models import create_model
+from archzoo.tasks import TASKS, Task
+from archzoo.training import checkpoint
+from archzoo.training.config import RunConfig, save_config
+from archzoo.training.distributed import DistInfo, any_rank, init_distributed, resolve_device
+from archzoo.training.logger import MetricsLogger
+from archzoo.training.optim import build_optimizer, build_scheduler
+from archzoo.training.seed import epoch_order, rng_state, seed_everything, set_rng_state, step_seed
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # completed | early_stopped | time_budget | max_steps | interrupted
+    step: int
+    train_seconds: float
+    best: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or CUDA; parameters (the master weights) stay float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+class Trainer:
+    """Builds the task, model and optimiser from a RunConfig and trains into ``run_dir``.
+
+    With ``resume=True`` the weights and training state are read from ``run_dir``; ``cfg`` should be
+    the run's own config (``load_run_config``), with at most its stopping limits changed.
+    ``on_step(trainer)`` runs after every optimizer step; setting ``trainer.stop_reason`` from it
+    (or from Ctrl-C) stops the run cleanly at the end of the step.
+    """
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, *, data_dir: str | Path | None = None,
+                 device: str = "auto", progress: bool = True, verbose: bool = True, resume: bool = False,
+                 on_step: Callable[[Trainer], None] | None = None):
+        self.device = resolve_device(device)
+        self.dist: DistInfo = init_distributed(self.device)
+        self.run_dir = Path(run_dir)
+        self.progress = progress and self.dist.is_main
+        self.verbose = verbose
+        self.on_step = on_step
+        self.stop_reason: str | None = None
+        tc = cfg.train
+        seed_everything(tc.seed, tc.deterministic)
+        self.task: Task = TASKS.get(cfg.task)(cfg.data, data_dir)
+        self.cfg = cfg.with_model_args(self.task.model_args())
+        self.model: nn.Module = create_model(self.cfg.model.name, **self.cfg.model.args).to(self.device)
+        if tc.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.task.to(self.device)
+
+        shards = self.dist.world_size * tc.accum_steps
+        if tc.batch_size % shards:
+            raise UserError(f"train.batch_size={tc.batch_size} must be divisible by ranks x accum_steps = {shards}")
+        n = self.task.num_train_examples()
+        self.steps_per_epoch = n // tc.batch_size
+        if self.steps_per_epoch == 0:
+            raise UserError(f"train.batch_size={tc.batch_size} is larger than the {n} training examples")
+        self.total_steps = self.steps_per_epoch * tc.epochs
+        if tc.max_steps:
+            self.total_steps = min(self.total_steps, tc.max_steps)
+        self.optimizer = build_optimizer(self.model, tc, fused=self.device.type == "cuda")
+        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps, self.steps_per_epoch)
+        self.step = 0
+        self.best: dict[str, Any] | None = None
+        self.evals_without_improvement = 0
+        self.last_saved_step: int | None = None
+        self.train_seconds = 0.0
+        if resume:
+            self._load_state()
+        self.train_model: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        tensors, _ = checkpoint.read_weights(self.run_dir / "model.safetensors")
+        self.model.load_state_dict(tensors, strict=True)
+        state = checkpoint.load_state(self.run_dir / "state.pt")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step, self.best = state["step"], state["best"]
+            self.evals_without_improvement = state["evals_without_improvement"]
+            self.train_seconds = state["train_seconds"]
+            set_rng_state(state["rng"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise UserError(f"{self.run_dir / 'state.pt'} does not match this run ({type(e).__name__}); "
+                            "it is corrupt or from another run") from None
+        self.last_saved_step = self.step
+
+    def save(self) -> None:
+        """Latest weights and training state, written atomically by rank 0."""
+        if not self.dist.is_main:
+            return
+        config = to_dict(self.cfg)
+        checkpoint.save_weights(self.model, self.run_dir / "model.safetensors", config, self.step)
+        checkpoint.save_state({
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "step": self.step, "best": self.best, "evals_without_improvement": self.evals_without_improvement,
+            "train_seconds": self.train_seconds, "rng": rng_state(),
+        }, self.run_dir / "state.pt")
+        self.last_saved_step = self.step
+
+    # -- evaluation --------------------------------------------------------------------------
+    def evaluate(self, split: str) -> dict[str, float]:
+        with autocast(self.device, self.cfg.train.precision):
+            metrics = self.task.evaluate(self.model, split, self.cfg.train.eval_batch_size)
+        self.model.train()
+        return metrics
+
+    def _diverged(self, value: float) -> UserError:
+        where = (f"the last good checkpoint (step {self.last_saved_step}) is intact in {self.run_dir}"
+                 if self.last_saved_step is not None else "no checkpoint had been written yet")
+        return UserError(f"training diverged: loss is {value} at step {self.step}; stopped, and {where}; "
+                         "lower train.lr or set train.clip_grad_norm")
+
+    def _validate(self, epoch: int, logger: MetricsLogger) -> None:
+        """Evaluate on validation, track the best checkpoint and early stopping, then save."""
+        has_val = self.task.has_split("val")
+        metrics = self.evaluate("val") if has_val else {}
+        if any(isinstance(v, float) and not math.isfinite(v) for v in metrics.values()):
+            raise self._diverged(metrics.get("loss", float("nan")))
+        logger.log({"step": self.step, "epoch": epoch, "split": "val", **metrics})
+        key, higher = self.task.primary_metric, self.task.higher_is_better
+        if has_val:
+            value = metrics[key]
+            improved = self.best is None or (value > self.best[key] if higher else value < self.best[key])
+            if improved:
+                self.best = {"step": self.step, **metrics}
+                self.evals_without_improvement = 0
+                if self.dist.is_main:
+                    checkpoint.save_weights(self.model, self.run_dir / "best.safetensors", to_dict(self.cfg), self.step)
+            else:
+                self.evals_without_improvement += 1
+            patience = self.cfg.train.early_stopping_patience
+            if patience and self.evals_without_improvement >= patience:
+                self.stop_reason = "early_stopped"
+        self.save()
+        if self.dist.is_main and self.verbose:
+            print(f"step {self.step} epoch {epoch}: val {format_metrics(metrics)}", flush=True)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, dry_run: bool = False) -> TrainResult:
+        tc = self.cfg.train
+        if self.dist.is_main and not dry_run:
+            ensure_writable_dir(self.run_dir)
+            save_config(self.cfg, self.run_dir / "config.json")
+        resumed_from = self.step if self.last_saved_step is not None else None
+        logger = MetricsLogger(self.run_dir, self.dist.is_main and not dry_run, resumed_from, tc.tensorboard)
+        autocast_ctx = autocast(self.device, tc.precision)
+        ranks, rank, accum = self.dist.world_size, self.dist.rank, tc.accum_steps
+        micro = tc.batch_size // accum
+        per_rank = micro // ranks
+        shard = slice(rank * per_rank, (rank + 1) * per_rank)
+        n = self.task.num_train_examples()
+        order, order_epoch = None, -1
+        window_loss = torch.zeros((), device=self.device)
+        window_steps, window_start = 0, time.perf_counter()
+        deadline = time.perf_counter() + tc.time_budget - self.train_seconds if tc.time_budget else math.inf
+        self.model.train()
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress or dry_run,
+                   dynamic_ncols=True, leave=False)
+        previous_handler = self._install_sigint()
+        loop_start = time.perf_counter()
+        seconds_at_start = self.train_seconds
+        try:
+            while self.step < self.total_steps and self.stop_reason is None:
+                epoch, index = divmod(self.step, self.steps_per_epoch)
+                if order_epoch != epoch:
+                    order, order_epoch = epoch_order(n, tc.seed, epoch), epoch
+                batch_indices = order[index * tc.batch_size:(index + 1) * tc.batch_size]
+                self.optimizer.zero_grad(set_to_none=True)
+                for a in range(accum):
+                    batch = self.task.train_batch(batch_indices[a * micro:(a + 1) * micro], shard,
+                                                  step_seed(tc.seed, self.step * accum + a))
+                    if tc.channels_last:
+                        batch = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+                                      for t in batch)
+                    sync = (self.train_model.no_sync() if self.dist.enabled and a < accum - 1
+                            else contextlib.nullcontext())
+                    with sync:
+                        with autocast_ctx:
+                            loss = self.task.loss(self.train_model, batch)
+                        (loss / accum if accum > 1 else loss).backward()
+                    window_loss += loss.detach()
+                if tc.clip_grad_norm:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                window_steps += 1
+                if dry_run:
+                    value = window_loss.item() / accum
+                    if not math.isfinite(value):
+                        raise self._diverged(value)
+                    return TrainResult(self.run_dir, "dry_run", self.step, 0.0, test={"train_loss": value})
+                bar.update(1)
+                if self.on_step is not None:
+                    self.on_step(self)
+                end_of_epoch = self.step % self.steps_per_epoch == 0
+                due_eval = (self.step % tc.eval_every_steps == 0 if tc.eval_every_steps
+                            else end_of_epoch and (self.step // self.steps_per_epoch) % tc.eval_every_epochs == 0)
+                if time.perf_counter() > deadline and self.stop_reason is None:
+                    self.stop_reason = "time_budget"
+                if self.dist.enabled:  # every rank stops together
+                    if any_rank(self.stop_reason is not None, self.dist, self.device) and self.stop_reason is None:
+                        self.stop_reason = "interrupted"
+                stopping = self.stop_reason is not None or self.step == self.total_steps
+                if self.step % tc.log_every_steps == 0 or due_eval or stopping:
+                    value = window_loss.item() / (window_steps * accum)
+                    if not math.isfinite(value):
+                        raise self._diverged(value)
+                    now = time.perf_counter()
+                    rate = window_steps * tc.batch_size / (now - window_start)
+                    lr = self.scheduler.get_last_lr()[0]
+                    logger.log({"step": self.step, "epoch": epoch, "split": "train", "loss": value,
+                                "lr": lr, "samples_per_s": rate})
+                    bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:,.0f}", refresh=False)
+                    window_loss.zero_()
+                    window_steps, window_start = 0, now
+                if self.stop_reason == "interrupted":
+                    break
+                if due_eval or stopping:
+                    self.train_seconds = seconds_at_start + time.perf_counter() - loop_start
+                    self._validate(epoch, logger)
+        finally:
+            bar.close()
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        self.train_seconds = seconds_at_start + time.perf_counter() - loop_start
+        status = self.stop_reason or ("max_steps" if tc.max_steps and self.step >= tc.max_steps else "completed")
+        result = TrainResult(self.run_dir, status, self.step, self.train_seconds, self.best, None, logger.records)
+        if status == "interrupted":
+            self.save()
+        elif self.dist.is_main:
+            result.test = self.final_report()
+        logger.close()
+        if self.dist.is_main and logger.records:
+            from archzoo.viz.plots import plot_curves
+
+            plot_curves(logger.records, self.run_dir / "curves.png")
+        return result
+
+    def final_report(self) -> dict[str, Any]:
+        """Test-set report of the best weights (the latest if there was no validation split)."""
+        best = self.run_dir / "best.safetensors"
+        model = self.model
+        if best.exists():
+            model, _ = checkpoint.load_model(best)
+            model = model.to(self.device)
+            if self.cfg.train.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+        with autocast(self.device, self.cfg.train.precision):
+            return self.task.report(model, self.run_dir, self.cfg.train.eval_batch_size)
+
+    def _install_sigint(self) -> Any:
+        """First Ctrl-C: finish the step, save and stop; a second one interrupts at once."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self.stop_reason = "interrupted"
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        return signal.signal(signal.SIGINT, request_stop)
+
+
+def override_train(cfg: RunConfig, **changes: Any) -> RunConfig:
+    """A copy of ``cfg`` with some TrainConfig fields changed (command-line shortcuts)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    return replace(cfg, train=replace(cfg.train, **changes)) if changes else cfg

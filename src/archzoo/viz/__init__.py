@@ -1,0 +1,1 @@
+"""Plots: training curves, confusion matrices, image grids (matplotlib, Agg backend, PNG files)."""
