@@ -25,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     a.add_argument("files", nargs="+")
     a.set_defaults(run=run_import)
+    # --data-dir is accepted after the action too (`archzoo data fetch mnist --data-dir D`); SUPPRESS
+    # keeps an absent one from overwriting the value given before the action
+    for action in actions.choices.values():
+        action.add_argument("--data-dir", default=argparse.SUPPRESS, help="data folder to search first and to write into")
 
 
 def _status(spec, data_dir) -> str:  # noqa: ANN001
@@ -68,7 +72,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from archzoo.errors import UserError
 
     names = args.names or DATASETS.names()
-    bad = 0
+    bad = checked = 0
     for name in names:
         spec = DATASETS.get(name)
         for f in spec.files:
@@ -78,6 +82,7 @@ def run_verify(args: argparse.Namespace) -> int:
                     print(f"MISSING {name}/{f.name}")
                     bad += 1
                 continue
+            checked += 1
             try:
                 verify_file(f, path)
                 print(f"OK      {path}")
@@ -85,7 +90,9 @@ def run_verify(args: argparse.Namespace) -> int:
                 print(f"BAD     {path}: {e}")
                 bad += 1
     if bad:
-        raise UserError(f"{bad} file(s) failed verification; re-fetch them with `archzoo data fetch NAME`")
+        raise UserError(f"{bad} file(s) missing or failed verification; fetch them with `archzoo data fetch NAME`")
+    if not checked:
+        print("no dataset files found; get some with `archzoo data fetch NAME` or `archzoo data import NAME FILE...`")
     return 0
 
 

@@ -8,6 +8,7 @@ in these datasets, but the other IDX types are read too.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from archzoo.errors import UserError
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MAX_NDIM = 32
 
 
 def read_idx_bytes(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -27,13 +29,26 @@ def read_idx_bytes(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
         raise UserError(f"{name}: truncated IDX header; re-download it with `archzoo data fetch`")
+    if ndim > _MAX_NDIM:  # numpy arrays have at most 32 (numpy 1) or 64 (numpy 2) dimensions
+        raise UserError(f"{name}: IDX header claims {ndim} dimensions (at most {_MAX_NDIM} supported); "
+                        "the file is corrupt, re-download it with `archzoo data fetch`")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a corrupt header must not wrap around
     if len(raw) - header != expected:
-        raise UserError(f"{name}: IDX payload is {len(raw) - header} bytes but its header {shape} needs "
+        raise UserError(f"{name}: IDX payload is {len(raw) - header} bytes but its header {_brief(shape)} needs "
                         f"{expected}; the file is truncated or corrupt, re-download it with `archzoo data fetch`")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    except ValueError:  # an empty payload whose other dimensions are too large to address
+        raise UserError(f"{name}: IDX header {_brief(shape)} describes an impossible array; the file is corrupt, "
+                        "re-download it with `archzoo data fetch`") from None
+    return array.astype(dtype.newbyteorder("="))
+
+
+def _brief(shape: tuple[int, ...]) -> str:
+    text = str(shape)
+    return text if len(text) <= 80 else text[:77] + "...)"
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -42,7 +57,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)

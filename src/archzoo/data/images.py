@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,13 +52,16 @@ def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
     20/28 of the frame keeping its aspect ratio, and centred by centre of mass, following the
     MNIST preparation (LeCun et al. 1998).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if not Path(path).is_file():
+        raise UserError(f"image {path} does not exist (or is not a file)")
     try:
         with Image.open(path) as im:
             im.load()
-            img = im.convert("RGB" if channels == 3 else "L")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+            img = _to_8bit(_flatten_alpha(ImageOps.exif_transpose(im))).convert("RGB" if channels == 3 else "L")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        # Pillow reports broken files with several exception types (SyntaxError: "broken PNG file")
         raise UserError(f"{path} is not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
     arr = np.asarray(img, dtype=np.float32) / 255.0
     grey = arr if arr.ndim == 2 else arr.mean(axis=2)
@@ -70,8 +74,7 @@ def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
     box = max(1, round(size * 20 / 28))
     h, w = arr.shape[:2]
     scale = box / max(h, w)
-    mode = "RGB" if arr.ndim == 3 else "F"
-    pil = Image.fromarray(arr if arr.ndim == 2 else (arr * 255).astype(np.uint8), mode=mode)
+    pil = Image.fromarray(arr if arr.ndim == 2 else (arr * 255).astype(np.uint8))  # mode F or RGB
     pil = pil.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
     small = np.asarray(pil, dtype=np.float32)
     if small.ndim == 3:
@@ -87,3 +90,37 @@ def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
     canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
     tensor = torch.from_numpy(canvas)
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+
+
+def _flatten_alpha(im: Any) -> Any:
+    """Composite a transparent image onto a background that contrasts with its ink.
+
+    A digit drawn on a transparent canvas usually stores black strokes with alpha and a fully
+    transparent (black) background; dropping alpha would make it all black. Dark ink goes onto white
+    (then inverted like any dark-on-light image), light ink onto black.
+    """
+    from PIL import Image
+
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return im
+    rgba = im.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    if alpha.min() >= 1.0:
+        return rgba.convert("RGB")
+    grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+    ink = (grey * alpha).sum() / max(alpha.sum(), 1e-6)  # mean brightness of the visible pixels
+    background = (255, 255, 255) if ink < 0.5 else (0, 0, 0)
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, background + (255,)), rgba).convert("RGB")
+
+
+def _to_8bit(im: Any) -> Any:
+    """16-bit and 32-bit greyscale scaled to 8 bits (Pillow's own conversion clips them at 255)."""
+    from PIL import Image
+
+    if not (im.mode.startswith("I") or im.mode == "F"):
+        return im
+    arr = np.asarray(im, dtype=np.float64)
+    top = 1.0 if im.mode == "F" and arr.max(initial=0) <= 1.0 else 255.0 if arr.max(initial=0) <= 255 else 65535.0
+    return Image.fromarray(np.clip(np.nan_to_num(arr) / top * 255.0 + 0.5, 0, 255).astype(np.uint8))

@@ -8,12 +8,15 @@ so a copy of that tree works as a data dir as it is. Read-only folders are only 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_writer, ensure_writable_dir
@@ -113,7 +116,7 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None, names: list[st
     return found
 
 
-_verified: dict[tuple[str, int, int], bool] = {}
+_verified: dict[tuple[object, ...], bool] = {}
 
 
 def file_digests(path: Path) -> tuple[str, str]:
@@ -128,7 +131,8 @@ def file_digests(path: Path) -> tuple[str, str]:
 def verify_file(fspec: FileSpec, path: Path) -> None:
     """Raise UserError unless ``path`` has the catalogued sha256 (or an accepted upstream md5)."""
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    # ctime changes on every write and cannot be set back (mtime can, with os.utime or `touch -r`)
+    key = (fspec, str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     if _verified.get(key):
         return
     sha, md5 = file_digests(path)
@@ -145,15 +149,23 @@ def fetch(spec: DatasetSpec, data_dir: str | Path | None = None, mirror: str | N
     """Download the missing files of ``spec`` with resume (HTTP Range) and checksum verification.
 
     ``mirror`` replaces each file's canonical URL with ``mirror/<folder>/<name>`` (a copy of the
-    ../shared/data layout served over HTTP).
+    ../shared/data layout served over HTTP). Returns the folder the dataset is in; when every file
+    is already present (anywhere in the search path) nothing is written at all.
     """
-    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder)
+    if mirror is not None:
+        _check_url(mirror, "--mirror")
+    missing, folders = [], set()
     for fspec in spec.files:
         present = find_file(spec, fspec.name, data_dir)
-        if present is not None:
+        if present is None:
+            missing.append(fspec)
+        else:
             verify_file(fspec, present)
-            continue
-        target = dest / fspec.name
+            folders.add(present.parent)
+    if not missing:
+        return folders.pop() if len(folders) == 1 else write_dir(data_dir) / spec.folder
+    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder)
+    for fspec in missing:
         if not (mirror or fspec.url):
             raise UserError(f"{spec.name}/{fspec.name} ships inside the archzoo package and has no download URL; "
                             "reinstall archzoo to restore it")
@@ -164,50 +176,104 @@ def fetch(spec: DatasetSpec, data_dir: str | Path | None = None, mirror: str | N
             verify_file(fspec, part)
         except UserError:
             part.unlink()
-            raise UserError(f"downloaded {url} but its checksum does not match the catalogue; "
+            raise UserError(f"downloaded {url} but its checksum does not match the catalogue, so it was deleted; "
                             "the server sent a different file: try again or use --mirror") from None
-        os.replace(part, target)
+        os.replace(part, dest / fspec.name)
     return dest
 
 
+def _check_url(url: str, what: str) -> None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL"
+        parts = urllib.parse.SplitResult("", "", "", "", "")
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise UserError(f"{what} {url!r} is not a URL; give one like https://example.org/data or file:///srv/data")
+
+
 def _download(url: str, part: Path, size: int, progress: bool) -> None:
+    """Append the rest of ``url`` to ``part`` (resuming with a Range request); at most ``size`` bytes.
+
+    A download cut short keeps ``part`` for the next try to resume; a server sending more than
+    ``size`` bytes is stopped and its file deleted.
+    """
     from tqdm import tqdm
 
     have = part.stat().st_size if part.exists() else 0
     if have >= size:
         return
+    response = _open(url, have)
+    if have and (response.status != 206 or not response.headers.get("Content-Range", "").startswith(f"bytes {have}-")):
+        response.close()  # the server ignored Range, or answered another range: start over
+        have = 0
+        response = _open(url, 0)
+    with response:
+        try:
+            with open(part, "ab" if have else "wb") as f, tqdm(
+                    total=size, initial=have, unit="B", unit_scale=True,
+                    desc=part.name.removesuffix(".part"), disable=not progress) as bar:
+                while chunk := _read(response, min(CHUNK, size - have + 1), url, have, size):
+                    have += len(chunk)
+                    if have > size:
+                        break
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        except OSError as e:
+            raise UserError(f"cannot write {part} ({e.strerror or e}); free some space or choose another --data-dir") from None
+    if have > size:
+        part.unlink()
+        raise UserError(f"{url} is larger than the catalogued {size:,} bytes, so it is not the right file "
+                        "and was deleted; try again or use --mirror")
+    if have < size:
+        raise UserError(f"download of {url} ended after {have:,} of {size:,} bytes; "
+                        "run the same command again to resume")
+
+
+def _read(response: Any, n: int, url: str, have: int, size: int) -> bytes:
+    try:
+        return response.read(n)
+    except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
+        raise UserError(f"download of {url} was cut off after {have:,} of {size:,} bytes ({type(e).__name__}); "
+                        "run the same command again to resume") from None
+
+
+def _open(url: str, have: int) -> Any:  # an http.client.HTTPResponse, or urllib's addinfourl for file://
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=60)
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
+        return urllib.request.urlopen(request, timeout=60)
+    except (OSError, ValueError, http.client.HTTPException) as e:  # URLError is an OSError
+        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", None) or e
         raise UserError(f"cannot download {url} ({reason}); check the network, or import the file "
                         "with `archzoo data import`") from None
-    with response:
-        if have and response.status != 206:  # server ignored Range: start over
-            have = 0
-        mode = "ab" if have else "wb"
-        with open(part, mode) as f, tqdm(total=size, initial=have, unit="B", unit_scale=True,
-                                         desc=part.name.removesuffix(".part"), disable=not progress) as bar:
-            while chunk := response.read(CHUNK):
-                f.write(chunk)
-                bar.update(len(chunk))
 
 
 def import_files(spec: DatasetSpec, sources: list[str | Path], data_dir: str | Path | None = None) -> list[Path]:
-    """Verify user files against the catalogue (matched by checksum) and copy them in atomically."""
-    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder)
+    """Verify user files against the catalogue (matched by checksum) and copy them in atomically.
+
+    Every file is checked before any is copied, so a refused import changes nothing.
+    """
     by_digest = {f.sha256: f for f in spec.files} | {m: f for f in spec.files for m in f.md5_alternatives}
-    written = []
+    matched: list[tuple[Path, FileSpec]] = []
     for src in map(Path, sources):
         if not src.is_file():
             raise UserError(f"cannot import {src}: no such file")
-        sha, md5 = file_digests(src)
+        try:
+            sha, md5 = file_digests(src)
+        except OSError as e:
+            raise UserError(f"cannot import {src}: {e.strerror or e}") from None
         fspec = by_digest.get(sha) or by_digest.get(md5)
         if fspec is None:
             raise UserError(f"{src} is none of the files of dataset {spec.name!r} (checksum matches none); "
                             f"expected one of: {', '.join(f.name for f in spec.files)}")
-        with open(src, "rb") as fin, atomic_writer(dest / fspec.name) as fout:
-            shutil.copyfileobj(fin, fout, CHUNK)
-        written.append(dest / fspec.name)
+        matched.append((src, fspec))
+    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder)
+    written = []
+    for src, fspec in matched:
+        target = dest / fspec.name
+        try:
+            with open(src, "rb") as fin, atomic_writer(target) as fout:
+                shutil.copyfileobj(fin, fout, CHUNK)
+        except OSError as e:
+            raise UserError(f"cannot copy {src} to {target}: {e.strerror or e}") from None
+        written.append(target)
     return written

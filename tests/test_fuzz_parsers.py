@@ -1,0 +1,277 @@
+"""Property-based fuzzing of every parser of user-supplied bytes or text: only UserError may escape.
+
+Parsers: IDX (data/idx.py), checkpoint weights and training state (training/checkpoint.py), run
+configs, overrides and presets (config.py, training/config.py), user images (data/images.py).
+Any other exception type is a bug: the CLI would print "internal error" instead of a one-line fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from archzoo.config import to_dict
+from archzoo.data.idx import read_idx, read_idx_bytes
+from archzoo.data.images import load_user_image
+from archzoo.data.sources import BUILTIN_DIR
+from archzoo.errors import UserError
+from archzoo.models import create_model
+from archzoo.training.checkpoint import load_state, read_weights, save_state, save_weights
+from archzoo.training.config import load_preset, resolve_config, run_config_from_dict
+
+# The autouse env fixture in conftest is function-scoped but idempotent, so sharing it across
+# examples is safe; files are written to a per-test folder and overwritten by each example.
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+LABELS_GZ = (BUILTIN_DIR / "mnist-small" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+LABELS_RAW = gzip.decompress(LABELS_GZ)
+IDX_CODES = [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E]
+
+
+def only_user_errors(fn: Any, *args: Any) -> Any:
+    """Call ``fn``; a UserError is fine (and must be one line), anything else fails the test."""
+    try:
+        return fn(*args)
+    except UserError as e:
+        assert str(e) and "\n" not in str(e), f"UserError message is not one line: {e!r}"
+        return None
+
+
+@st.composite
+def idx_headers(draw: st.DrawFn) -> bytes:
+    """A valid magic with any dimension count and sizes (often huge), and a short payload."""
+    ndim = draw(st.integers(0, 255))
+    dims = draw(st.lists(st.one_of(st.integers(0, 4), st.integers(0, 2**32 - 1)), min_size=min(ndim, 70), max_size=min(ndim, 70)))
+    header = bytes([0, 0, draw(st.sampled_from(IDX_CODES)), ndim]) + b"".join(struct.pack(">I", d) for d in dims)
+    return header + draw(st.binary(max_size=64))
+
+
+# ---------------------------------------------------------------- IDX
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=512), idx_headers(),
+                     st.integers(0, len(LABELS_RAW)).map(lambda n: LABELS_RAW[:n])))
+@example(raw=b"\x00\x00\x08\x03" + struct.pack(">III", 2**31, 2**31, 4))
+@example(raw=b"\x00\x00\x08\x64" + b"\x00\x00\x00\x01" * 100 + b"\x07")
+def test_read_idx_bytes_only_raises_user_error(raw: bytes) -> None:
+    out = only_user_errors(read_idx_bytes, raw)
+    if out is not None:  # a successful parse accounts for every byte
+        assert out.nbytes == len(raw) - 4 - 4 * raw[3]
+
+
+@FUZZ
+@given(raw=st.one_of(
+    st.binary(max_size=512),
+    st.binary(max_size=512).map(lambda b: b"\x1f\x8b" + b),  # gzip magic, then garbage
+    st.integers(0, len(LABELS_GZ)).map(lambda n: LABELS_GZ[:n]),  # truncated real .gz
+    st.integers(0, len(LABELS_RAW)).map(lambda n: LABELS_RAW[:n]),  # truncated real raw file
+    idx_headers().map(gzip.compress),
+    st.tuples(st.integers(10, len(LABELS_GZ) - 1), st.integers(1, 255)).map(  # one corrupted byte
+        lambda t: LABELS_GZ[:t[0]] + bytes([LABELS_GZ[t[0]] ^ t[1]]) + LABELS_GZ[t[0] + 1:]),
+))
+def test_read_idx_file_only_raises_user_error(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "fuzz-idx.gz"
+    path.write_bytes(raw)
+    only_user_errors(read_idx, path)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
+    config = to_dict(resolve_config("quickstart", []))
+    save_weights(create_model("mlp", hidden_sizes=(8,)), path, config, step=0)
+    tensors, meta = read_weights(path)  # the intact file reads back
+    assert meta["step"] == 0 and meta["config"] == config and tensors
+    return path.read_bytes()
+
+
+def safetensors_file(header: Any, payload: bytes = b"", claimed: int | None = None) -> bytes:
+    text = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return struct.pack("<Q", len(text) if claimed is None else claimed) + text + payload
+
+
+json_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8))
+json_values = st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                                  max_size=4), max_leaves=12)
+
+
+@st.composite
+def weights_files(draw: st.DrawFn, real: bytes) -> bytes:
+    kind = draw(st.sampled_from(["random", "truncated", "huge-length", "bad-header", "bad-metadata", "flipped"]))
+    if kind == "random":
+        return draw(st.binary(max_size=512))
+    if kind == "truncated":
+        return real[:draw(st.integers(0, len(real) - 1))]
+    if kind == "huge-length":
+        claimed = draw(st.one_of(st.just(2**64 - 1), st.just(2**63), st.integers(len(real), 2**64 - 1)))
+        return struct.pack("<Q", claimed) + real[8:]
+    if kind == "bad-header":  # well-formed JSON describing impossible tensors
+        tensor = {"dtype": draw(st.sampled_from(["F32", "F16", "I64", "BOOL", "XYZ", ""])),
+                  "shape": draw(st.lists(st.integers(-1, 2**40), max_size=4)),
+                  "data_offsets": draw(st.lists(st.integers(-1, 2**40), max_size=3))}
+        header = draw(st.one_of(st.just({"w": tensor}), json_values))
+        return safetensors_file(header, draw(st.binary(max_size=64)))
+    if kind == "bad-metadata":  # a valid file whose archzoo metadata is wrong
+        metadata = draw(st.dictionaries(st.sampled_from(["format", "config", "step", "other"]),
+                                        st.one_of(st.just("archzoo-checkpoint-1"), st.text(max_size=12),
+                                                  json_values.map(json.dumps)), max_size=4))
+        return safetensors_file({"__metadata__": metadata, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+                                b"\0\0\0\0")
+    index = draw(st.integers(0, len(real) - 1))
+    return real[:index] + bytes([real[index] ^ draw(st.integers(1, 255))]) + real[index + 1:]
+
+
+@FUZZ
+@given(data=st.data())
+def test_read_weights_only_raises_user_error(tmp_path: Path, checkpoint: bytes, data: st.DataObject) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(data.draw(weights_files(checkpoint)))
+    result = only_user_errors(read_weights, path)
+    if result is not None:
+        tensors, meta = result
+        assert isinstance(meta["step"], int) and "config" in meta
+
+
+def test_read_weights_header_claiming_huge_length(tmp_path: Path, checkpoint: bytes) -> None:
+    for claimed in (2**64 - 1, 2**63, 10**12, len(checkpoint)):
+        (tmp_path / "h.safetensors").write_bytes(struct.pack("<Q", claimed) + checkpoint[8:])
+        with pytest.raises(UserError, match="not a valid safetensors file"):
+            read_weights(tmp_path / "h.safetensors")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch warns about random bytes before failing
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=1024), st.binary(max_size=64).map(lambda b: b"PK\x03\x04" + b)))
+def test_load_state_only_raises_user_error(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "state.pt"
+    path.write_bytes(raw)
+    only_user_errors(load_state, path)
+
+
+def test_load_state_truncated_real_state(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "state.pt"
+    save_state({"step": 3, "optimizer": {"state": {}, "param_groups": []}, "rng": torch.ones(4)}, path)
+    whole = path.read_bytes()
+    assert load_state(path)["step"] == 3
+    for cut in range(0, len(whole), max(1, len(whole) // 40)):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(UserError):
+            load_state(path)
+
+
+# ---------------------------------------------------------------- configs
+
+KEYS = ["task", "model", "data", "train", "description", "name", "args", "lr", "batch_size", "epochs", "betas",
+        "dataset", "val_size", "hidden_sizes", "dropout", "optimizer", "schedule", "precision"]
+# TOML caps integers at 64 bits; bigger ones are covered by the explicit tests below
+config_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=10),
+                          st.sampled_from(["mlp", "simple_cnn", "classification", "mnist-small", "adamw", "fp32"]))
+config_dicts = st.recursive(
+    config_leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=5),
+    max_leaves=20,
+)
+DOTTED = ["train.lr", "train.batch_size", "train.betas", "train.epochs", "train.accum_steps", "model.name",
+          "model.hidden_sizes", "model.args.dropout", "data.dataset", "data.val_size", "task", "model", "train", "data.x.y"]
+override_values = st.one_of(st.text(max_size=12), st.sampled_from(["3e-4", "-1", "0", "nan", "inf", "true", "[0.9, 0.99]",
+                                                                   "[1, 2", "'mlp'", "{a = 1}", "1979-05-27", "0x10"]))
+overrides = st.one_of(st.text(max_size=24), st.tuples(st.sampled_from(DOTTED), override_values).map("=".join))
+
+
+@FUZZ
+@given(data=st.dictionaries(st.sampled_from(KEYS), config_dicts, max_size=5) | config_dicts)
+@example(data={"model": {"name": "mlp", "args": {"hidden_sizes": [8, "x"]}}})
+@example(data={"train": {"betas": [0.9]}, "task": "classification"})
+def test_run_config_from_dict_only_raises_user_error(data: Any) -> None:
+    only_user_errors(run_config_from_dict, data)
+
+
+@FUZZ
+@given(preset=st.sampled_from([None, "quickstart", "mnist-mlp"]), texts=st.lists(overrides, max_size=4))
+def test_resolve_config_only_raises_user_error(preset: str | None, texts: list[str]) -> None:
+    only_user_errors(resolve_config, preset, texts)
+
+
+@FUZZ
+@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200),
+                      st.lists(st.sampled_from(["[train]", "lr = 1", "x = [", "a.b = 2", "= 3", "[[a]]", "\"s", "\n"]),
+                               max_size=8).map("\n".join)))
+def test_load_preset_only_raises_user_error(tmp_path: Path, text: str | bytes) -> None:
+    path = tmp_path / "fuzz.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
+    preset = only_user_errors(load_preset, str(path))
+    if preset is not None:
+        assert isinstance(preset, dict)
+        only_user_errors(run_config_from_dict, preset)
+
+
+# Found by this fuzzing in files the data team does not own (see the report): strict xfail, so
+# whoever fixes them is told to drop the marker.
+KNOWN_BUG = "config parsing lets a non-UserError escape; remove this marker once fixed"
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason=KNOWN_BUG)
+def test_override_with_an_integer_too_large_for_a_float() -> None:
+    with pytest.raises(UserError):
+        resolve_config(None, ["train.lr=1" + "0" * 400])
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason=KNOWN_BUG)
+def test_config_json_with_an_integer_too_large_for_a_float() -> None:
+    with pytest.raises(UserError):
+        run_config_from_dict({"train": {"lr": 10**400}})
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError, reason=KNOWN_BUG)
+def test_deeply_nested_override_value() -> None:
+    with pytest.raises(UserError):
+        resolve_config(None, ["train.lr=" + "[" * 5000])
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError, reason=KNOWN_BUG)
+def test_deeply_nested_preset_file(tmp_path: Path) -> None:
+    (tmp_path / "deep.toml").write_text("v = " + "[" * 5000)
+    with pytest.raises(UserError):
+        load_preset(str(tmp_path / "deep.toml"))
+
+
+# ---------------------------------------------------------------- user images
+
+
+@pytest.fixture(scope="module")
+def png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("png") / "digit.png"
+    Image.fromarray((np.arange(28 * 28).reshape(28, 28) % 256).astype(np.uint8)).save(path)
+    return path.read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_load_user_image_only_raises_user_error(tmp_path: Path, png: bytes, data: st.DataObject) -> None:
+    raw = data.draw(st.one_of(
+        st.binary(max_size=256),
+        st.integers(0, len(png)).map(lambda n: png[:n]),
+        st.tuples(st.integers(8, len(png) - 1), st.integers(1, 255)).map(
+            lambda t: png[:t[0]] + bytes([png[t[0]] ^ t[1]]) + png[t[0] + 1:]),
+    ))
+    path = tmp_path / "x.png"
+    path.write_bytes(raw)
+    out = only_user_errors(load_user_image, path, 1, 28)
+    if out is not None:
+        assert out.shape == (1, 28, 28) and 0 <= out.min() and out.max() <= 1
