@@ -26,6 +26,14 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:  # tomllib recurses once per bracket
+        raise UserError(f"override value {shorten(text)} is nested too deeply") from None
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages that stay one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_type(key: str, value: Any, expected: Any) -> Any:
@@ -42,11 +50,11 @@ def check_type(key: str, value: Any, expected: Any) -> Any:
                 return check_type(key, value, option)
             except UserError:
                 pass
-        raise UserError(f"config key {key!r} expects {expected}, got {value!r}")
+        raise UserError(f"config key {key!r} expects {expected}, got {shorten(value)}")
     if origin is tuple:
         item_types = typing.get_args(expected)
         if not isinstance(value, list | tuple):
-            raise UserError(f"config key {key!r} expects a list like [0.9, 0.999], got {value!r}")
+            raise UserError(f"config key {key!r} expects a list like [0.9, 0.999], got {shorten(value)}")
         if len(item_types) == 2 and item_types[1] is Ellipsis:
             item_types = (item_types[0],) * len(value)
         if len(item_types) != len(value):
@@ -55,15 +63,18 @@ def check_type(key: str, value: Any, expected: Any) -> Any:
     if expected is Any or expected is None:
         return value
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise UserError(f"config key {key!r}: {shorten(value)} is too large for a float") from None
     if expected in (int, float) and isinstance(value, bool):
-        raise UserError(f"config key {key!r} expects {expected.__name__}, got {value!r}")
+        raise UserError(f"config key {key!r} expects {expected.__name__}, got {shorten(value)}")
     if expected is dict or origin is dict:
         if not isinstance(value, Mapping):
-            raise UserError(f"config key {key!r} expects a table, got {value!r}")
+            raise UserError(f"config key {key!r} expects a table, got {shorten(value)}")
         return dict(value)
     if isinstance(expected, type) and not isinstance(value, expected):
-        raise UserError(f"config key {key!r} expects {expected.__name__}, got {value!r}")
+        raise UserError(f"config key {key!r} expects {expected.__name__}, got {shorten(value)}")
     return value
 
 

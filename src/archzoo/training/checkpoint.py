@@ -30,7 +30,19 @@ FORMAT = "archzoo-checkpoint-1"
 
 
 def save_weights(model: nn.Module, path: Path, config: dict[str, Any], step: int) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    """The model's state dict as safetensors with the resolved config and step in the metadata.
+
+    Tied parameters (one tensor under two names) are stored once per name, so ``load_state_dict``
+    with ``strict=True`` finds every key; safetensors refuses tensors that share memory.
+    """
+    tensors, seen = {}, set()
+    for k, v in model.state_dict().items():
+        v = v.detach().contiguous().cpu()
+        if v.numel():
+            if v.untyped_storage().data_ptr() in seen:
+                v = v.clone()
+            seen.add(v.untyped_storage().data_ptr())
+        tensors[k] = v
     metadata = {"format": FORMAT, "archzoo_version": __version__, "step": str(step), "config": json.dumps(config)}
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
@@ -77,6 +89,7 @@ def save_state(state: dict[str, Any], path: Path) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     """Training state, loaded without executing code (``weights_only=True``)."""
+    path = Path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -64,7 +65,7 @@ class TrainConfig:
             if not ok:
                 raise UserError(message)
 
-        need(self.lr > 0, f"train.lr must be > 0, got {self.lr}; try --set train.lr=1e-3")
+        need(self.lr > 0 and math.isfinite(self.lr), f"train.lr must be a number > 0, got {self.lr}; try --set train.lr=1e-3")
         need(self.batch_size > 0, f"train.batch_size must be >= 1, got {self.batch_size}; try --set train.batch_size=128")
         need(self.eval_batch_size > 0, f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}")
         need(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
@@ -141,6 +142,8 @@ def load_preset(name: str) -> dict[str, Any]:
         return tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"preset {name} is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per bracket
+        raise UserError(f"preset {name} is nested too deeply to be a run config") from None
 
 
 def resolve_config(preset: str | None, overrides: list[str]) -> RunConfig:
@@ -151,12 +154,25 @@ def resolve_config(preset: str | None, overrides: list[str]) -> RunConfig:
         key, value = parse_override(text)
         section = key.split(".")[0]
         if section not in ("task", "model", "data", "train"):
-            raise unknown("config key", key, [f"{s}.{k}" for s, cls in (("train", TrainConfig), ("model", ModelConfig))
-                                              for k in field_types(cls)])
+            raise _unknown_section(key, data)
         if key.startswith("model.") and not key.startswith(("model.args.", "model.name")):
             key = "model.args." + key.removeprefix("model.")  # --set model.dropout=0.1 is a model argument
         set_in(data, key, value)
     return run_config_from_dict(data)
+
+
+def _unknown_section(key: str, data: dict[str, Any]) -> UserError:
+    """An override outside task/model/data/train: suggest the section that has the key (``lr`` ->
+    ``train.lr``), else the closest full keys."""
+    sections: list[tuple[str, type]] = [("train", TrainConfig), ("model", ModelConfig)]
+    task = data.get("task", "classification")
+    if isinstance(task, str) and task in TASKS:
+        sections.append(("data", TASKS.get(task).Config))
+    keys = [f"{s}.{k}" for s, cls in sections for k in field_types(cls)]
+    same_leaf = [k for k in keys if k.split(".", 1)[1] == key.split(".")[-1]]
+    if same_leaf:
+        return UserError(f"unknown config key {key!r} (did you mean: {', '.join(same_leaf)}?)")
+    return unknown("config key", key, keys)
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
@@ -172,6 +188,6 @@ def load_run_config(run_dir: Path) -> RunConfig:
     except FileNotFoundError:
         raise UserError(f"{run_dir} is not an archzoo run folder (no config.json); give the folder a "
                         "`archzoo train` run printed") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is corrupt ({e}); the run cannot be rebuilt") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise UserError(f"{path} is corrupt ({type(e).__name__}: {str(e)[:80]}); the run cannot be rebuilt") from None
     return run_config_from_dict(data)

@@ -52,13 +52,31 @@ def resolve_device(name: str, info_local_rank: int | None = None) -> torch.devic
     return torch.device("cpu")
 
 
-def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True if ``flag`` is true on any rank (stop when any rank must stop)."""
+def agree(reason: str | None, reasons: tuple[str, ...], info: DistInfo, device: torch.device) -> str | None:
+    """The same stop reason on every rank: the latest of ``reasons`` that any rank holds (None: go on).
+
+    A reason outside ``reasons`` (set by an ``on_step`` hook) outranks them all; a rank that holds
+    it keeps its own wording, the others stop with "stopped".
+    """
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return reason
+    custom = len(reasons) + 1
+    code = 0 if reason is None else reasons.index(reason) + 1 if reason in reasons else custom
+    t = torch.tensor([code], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    agreed = int(t.item())
+    if agreed == custom:
+        return reason if code == custom else "stopped"
+    return None if agreed == 0 else reasons[agreed - 1]
+
+
+def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of ``value`` over ranks (the global figure of a per-rank statistic)."""
+    if not info.enabled:
+        return value
+    value = value.detach().float().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / info.world_size
 
 
 def shutdown(info: DistInfo) -> None:

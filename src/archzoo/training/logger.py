@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text
 
 
 class MetricsLogger:
@@ -21,9 +22,8 @@ class MetricsLogger:
         if not enabled:
             return
         if resume_step is not None and self.jsonl.exists():
-            kept = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
-            self.records = [r for r in kept if r["step"] <= resume_step]
-        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+            self.records = [r for r in self._read(self.jsonl) if r["step"] <= resume_step]
+        atomic_write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in self.records))
         with open(self.csv, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["step", "epoch", "split", "metric", "value"])
@@ -35,6 +35,19 @@ class MetricsLogger:
             except ImportError:
                 raise UserError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    @staticmethod
+    def _read(path: Path) -> list[dict[str, Any]]:
+        """The records of a metrics.jsonl; a line torn by a crash while appending is dropped."""
+        records = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
+        return records
 
     @staticmethod
     def _csv_rows(writer: Any, record: dict[str, Any]) -> None:

@@ -37,15 +37,20 @@ def lr_factor(step: int, cfg: TrainConfig, total_steps: int, steps_per_epoch: in
     min + (1 - min) * (1 + cos(pi * t)) / 2 with t going 0 -> 1 over the remaining steps (Loshchilov &
     Hutter 2017, SGDR without restarts). step: gamma ** (epoch // step_every_epochs).
     onecycle: Smith & Topin 2018, cosine rise from lr/25 to lr over pct_start of the steps, then a
-    cosine fall to lr/(25 * 1e4), as torch.optim.lr_scheduler.OneCycleLR.
+    cosine fall to lr/(25 * 1e4) at the last step, exactly as torch.optim.lr_scheduler.OneCycleLR
+    (anneal_strategy='cos', three_phase=False, div_factor=25, final_div_factor=1e4; the learning
+    rate only: momentum is not cycled).
     """
     if cfg.schedule == "onecycle":
-        rise = max(1, int(cfg.pct_start * total_steps))
+        # the phase boundaries of OneCycleLR(three_phase=False): the peak at step pct_start * total - 1
+        # (a float, as torch has it) and the floor exactly at the last step, total - 1
+        peak_step, last_step = cfg.pct_start * total_steps - 1, total_steps - 1
         start, peak, end = 1 / 25, 1.0, 1 / 25 / 1e4
-        if step < rise:
-            t, lo, hi = step / rise, start, peak
+        if step <= peak_step:
+            t, lo, hi = (step / peak_step if peak_step > 0 else 1.0), start, peak
         else:
-            t, lo, hi = min(1.0, (step - rise) / max(1, total_steps - rise)), peak, end
+            t = min(1.0, (step - peak_step) / (last_step - peak_step)) if last_step > peak_step else 1.0
+            lo, hi = peak, end
         return hi + (lo - hi) * (1 + math.cos(math.pi * t)) / 2
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps

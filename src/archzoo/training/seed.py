@@ -16,8 +16,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         # cuBLAS needs a fixed workspace for deterministic matmuls (CUDA docs, "Reproducibility")
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    # set both ways: the switch is process-wide, and a run must not inherit the previous run's mode
+    # (only when it changes: the setter imports torch._dynamo, seconds of start-up)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def step_seed(seed: int, step: int) -> int:

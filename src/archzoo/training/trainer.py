@@ -28,10 +28,12 @@ from archzoo.models import create_model
 from archzoo.tasks import TASKS, Task
 from archzoo.training import checkpoint
 from archzoo.training.config import RunConfig, save_config
-from archzoo.training.distributed import DistInfo, any_rank, init_distributed, resolve_device
+from archzoo.training.distributed import DistInfo, agree, init_distributed, mean_over_ranks, resolve_device, shutdown
 from archzoo.training.logger import MetricsLogger
 from archzoo.training.optim import build_optimizer, build_scheduler
 from archzoo.training.seed import epoch_order, rng_state, seed_everything, set_rng_state, step_seed
+
+STOP_REASONS = ("early_stopped", "time_budget", "interrupted")  # in rising precedence across ranks
 
 
 @dataclass
@@ -67,12 +69,16 @@ class Trainer:
                  device: str = "auto", progress: bool = True, verbose: bool = True, resume: bool = False,
                  on_step: Callable[[Trainer], None] | None = None):
         self.device = resolve_device(device)
+        joined_before = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.dist: DistInfo = init_distributed(self.device)
+        self._owns_process_group = self.dist.enabled and not joined_before
         self.run_dir = Path(run_dir)
         self.progress = progress and self.dist.is_main
         self.verbose = verbose
         self.on_step = on_step
         self.stop_reason: str | None = None
+        self._interrupt_requested = False
+        self._previous_sigint: Any = None
         tc = cfg.train
         seed_everything(tc.seed, tc.deterministic)
         self.task: Task = TASKS.get(cfg.task)(cfg.data, data_dir)
@@ -108,9 +114,19 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def _load_state(self) -> None:
-        tensors, _ = checkpoint.read_weights(self.run_dir / "model.safetensors")
-        self.model.load_state_dict(tensors, strict=True)
+        weights = self.run_dir / "model.safetensors"
+        tensors, meta = checkpoint.read_weights(weights)
+        try:
+            self.model.load_state_dict(tensors, strict=True)
+        except RuntimeError as e:
+            raise UserError(f"{weights} does not fit model {self.cfg.model.name!r} ({str(e).splitlines()[0]}); "
+                            "it is corrupt or from another run") from None
         state = checkpoint.load_state(self.run_dir / "state.pt")
+        if not isinstance(state, dict) or state.get("step") != meta["step"]:
+            # the two files are written one after the other; a crash between them leaves a mismatch
+            raise UserError(f"{weights} (step {meta['step']}) and state.pt (step "
+                            f"{state.get('step') if isinstance(state, dict) else '?'}) of {self.run_dir} are from "
+                            "different steps (a crash while saving?); the run cannot be resumed exactly")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -144,8 +160,8 @@ class Trainer:
         return metrics
 
     def _diverged(self, value: float) -> UserError:
-        where = (f"the last good checkpoint (step {self.last_saved_step}) is intact in {self.run_dir}"
-                 if self.last_saved_step is not None else "no checkpoint had been written yet")
+        where = (f"the last good checkpoint, {self.run_dir / 'model.safetensors'} (step {self.last_saved_step}), "
+                 "is intact" if self.last_saved_step is not None else "no checkpoint had been written yet")
         return UserError(f"training diverged: loss is {value} at step {self.step}; stopped, and {where}; "
                          "lower train.lr or set train.clip_grad_norm")
 
@@ -176,6 +192,25 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, dry_run: bool = False) -> TrainResult:
+        """Train until a stop; rank 0 then reports on the test set while the other ranks wait.
+
+        A process group the trainer joined itself is destroyed at the end: a rank that exits with a
+        live gloo group can abort ("terminate called without an active exception"), and torchrun then
+        kills rank 0 in the middle of its report.
+        """
+        # Ctrl-C finishes the step and saves from before anything is written until the loop ends
+        self._install_sigint()
+        try:
+            result = self._fit(dry_run)
+            if self.dist.enabled:
+                torch.distributed.barrier()
+            return result
+        finally:
+            self._restore_sigint()
+            if self._owns_process_group:
+                shutdown(self.dist)
+
+    def _fit(self, dry_run: bool) -> TrainResult:
         tc = self.cfg.train
         if self.dist.is_main and not dry_run:
             ensure_writable_dir(self.run_dir)
@@ -186,31 +221,33 @@ class Trainer:
         ranks, rank, accum = self.dist.world_size, self.dist.rank, tc.accum_steps
         micro = tc.batch_size // accum
         per_rank = micro // ranks
-        shard = slice(rank * per_rank, (rank + 1) * per_rank)
         n = self.task.num_train_examples()
         order, order_epoch = None, -1
         window_loss = torch.zeros((), device=self.device)
         window_steps, window_start = 0, time.perf_counter()
-        deadline = time.perf_counter() + tc.time_budget - self.train_seconds if tc.time_budget else math.inf
         self.model.train()
 
         from tqdm import tqdm
 
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress or dry_run,
                    dynamic_ncols=True, leave=False)
-        previous_handler = self._install_sigint()
         loop_start = time.perf_counter()
         seconds_at_start = self.train_seconds
+        deadline = loop_start + tc.time_budget - seconds_at_start if tc.time_budget else math.inf
         try:
             while self.step < self.total_steps and self.stop_reason is None:
                 epoch, index = divmod(self.step, self.steps_per_epoch)
                 if order_epoch != epoch:
                     order, order_epoch = epoch_order(n, tc.seed, epoch), epoch
                 batch_indices = order[index * tc.batch_size:(index + 1) * tc.batch_size]
+                # augmentation is drawn once per step over the whole global batch, and each micro-batch
+                # of each rank takes its slice of it, so accum_steps and the number of ranks change
+                # how the step is computed, never what it computes
+                seed = step_seed(tc.seed, self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 for a in range(accum):
-                    batch = self.task.train_batch(batch_indices[a * micro:(a + 1) * micro], shard,
-                                                  step_seed(tc.seed, self.step * accum + a))
+                    shard = slice(a * micro + rank * per_rank, a * micro + (rank + 1) * per_rank)
+                    batch = self.task.train_batch(batch_indices, shard, seed)
                     if tc.channels_last:
                         batch = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
                                       for t in batch)
@@ -223,53 +260,56 @@ class Trainer:
                     window_loss += loss.detach()
                 if tc.clip_grad_norm:
                     nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad_norm)
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
                 window_steps += 1
                 if dry_run:
-                    value = window_loss.item() / accum
+                    value = mean_over_ranks(window_loss, self.dist).item() / accum
                     if not math.isfinite(value):
                         raise self._diverged(value)
                     return TrainResult(self.run_dir, "dry_run", self.step, 0.0, test={"train_loss": value})
                 bar.update(1)
                 if self.on_step is not None:
                     self.on_step(self)
+                if self._interrupt_requested and self.stop_reason is None:
+                    self.stop_reason = "interrupted"
+                if time.perf_counter() > deadline and self.stop_reason is None:
+                    self.stop_reason = "time_budget"
+                if self.dist.enabled:  # every rank stops together, for the same reason
+                    self.stop_reason = agree(self.stop_reason, STOP_REASONS, self.dist, self.device)
+                finished = self.step == self.total_steps
+                stopping = self.stop_reason is not None or finished
                 end_of_epoch = self.step % self.steps_per_epoch == 0
                 due_eval = (self.step % tc.eval_every_steps == 0 if tc.eval_every_steps
                             else end_of_epoch and (self.step // self.steps_per_epoch) % tc.eval_every_epochs == 0)
-                if time.perf_counter() > deadline and self.stop_reason is None:
-                    self.stop_reason = "time_budget"
-                if self.dist.enabled:  # every rank stops together
-                    if any_rank(self.stop_reason is not None, self.dist, self.device) and self.stop_reason is None:
-                        self.stop_reason = "interrupted"
-                stopping = self.stop_reason is not None or self.step == self.total_steps
                 if self.step % tc.log_every_steps == 0 or due_eval or stopping:
-                    value = window_loss.item() / (window_steps * accum)
+                    value = mean_over_ranks(window_loss, self.dist).item() / (window_steps * accum)
                     if not math.isfinite(value):
                         raise self._diverged(value)
                     now = time.perf_counter()
                     rate = window_steps * tc.batch_size / (now - window_start)
-                    lr = self.scheduler.get_last_lr()[0]
                     logger.log({"step": self.step, "epoch": epoch, "split": "train", "loss": value,
                                 "lr": lr, "samples_per_s": rate})
                     bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:,.0f}", refresh=False)
                     window_loss.zero_()
                     window_steps, window_start = 0, now
-                if self.stop_reason == "interrupted":
-                    break
-                if due_eval or stopping:
+                # an interrupted run still makes the evaluation that was due at this step, so that the
+                # resumed run tracks the same best checkpoint and early-stopping count as an
+                # uninterrupted one; it skips only the extra evaluation of a stop
+                if due_eval or finished or self.stop_reason not in (None, "interrupted"):
                     self.train_seconds = seconds_at_start + time.perf_counter() - loop_start
                     self._validate(epoch, logger)
         finally:
             bar.close()
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            self._restore_sigint()  # from here on (the test report) Ctrl-C stops at once
         self.train_seconds = seconds_at_start + time.perf_counter() - loop_start
         status = self.stop_reason or ("max_steps" if tc.max_steps and self.step >= tc.max_steps else "completed")
         result = TrainResult(self.run_dir, status, self.step, self.train_seconds, self.best, None, logger.records)
         if status == "interrupted":
-            self.save()
+            if self.last_saved_step != self.step:
+                self.save()
         elif self.dist.is_main:
             result.test = self.final_report()
         logger.close()
@@ -291,18 +331,29 @@ class Trainer:
         with autocast(self.device, self.cfg.train.precision):
             return self.task.report(model, self.run_dir, self.cfg.train.eval_batch_size)
 
-    def _install_sigint(self) -> Any:
-        """First Ctrl-C: finish the step, save and stop; a second one interrupts at once."""
+    def _install_sigint(self) -> None:
+        """First Ctrl-C: finish the step, save and stop; a second one interrupts at once.
+
+        The handler only raises a flag; the loop turns it into ``stop_reason`` at one point of the
+        step, so that ranks agree on it (a signal landing between two checks cannot split them).
+        """
         import threading
 
+        self._interrupt_requested = False
+        self._previous_sigint = None
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return
 
         def request_stop(signum: int, frame: Any) -> None:
-            self.stop_reason = "interrupted"
+            self._interrupt_requested = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
-        return signal.signal(signal.SIGINT, request_stop)
+        self._previous_sigint = signal.signal(signal.SIGINT, request_stop)
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
 
 def override_train(cfg: RunConfig, **changes: Any) -> RunConfig:

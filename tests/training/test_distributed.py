@@ -1,0 +1,139 @@
+"""Data-parallel training (training/distributed.py, trainer.py): two CPU ranks under torchrun with a
+global batch B compute the updates of one process with batch B, and only rank 0 writes the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from archzoo.training import checkpoint
+from archzoo.training.config import load_run_config, resolve_config
+from archzoo.training.distributed import DistInfo, agree, mean_over_ranks
+from archzoo.training.trainer import STOP_REASONS, Trainer
+from conftest import small_run_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """One thread, as the torchrun ranks get; empty files for the test report's figures."""
+    import archzoo.viz.plots as plots
+
+    def stub(*args: object, **kwargs: object) -> Path:
+        path = next(a for a in args if isinstance(a, Path))
+        path.write_bytes(b"")
+        return path
+
+    for name in ("plot_confusion", "plot_image_grid", "plot_curves"):
+        monkeypatch.setattr(plots, name, stub)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ARCHZOO_WITHOUT_FIGURES = """
+import sys
+from pathlib import Path
+
+import archzoo.viz.plots as plots
+from archzoo.cli.main import main
+
+
+def stub(*args, **kwargs):
+    path = next(a for a in args if isinstance(a, Path))
+    path.write_bytes(b"")
+    return path
+
+
+plots.plot_confusion = plots.plot_image_grid = plots.plot_curves = stub
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
+    # no dropout (each rank draws its own masks), fp32; augmentation on: each rank must take its
+    # slice of the one draw over the global batch; accumulation on top of the ranks
+    sets = small_run_overrides(**{"model.name": "mlp", "model.args.hidden_sizes": [32], "model.args.dropout": 0.0,
+                                  "data.augment": "shift", "train.accum_steps": 2, "train.log_every_steps": 3,
+                                  "train.eval_every_steps": 6})
+    dist_dir = tmp_path / "two-ranks"
+    # `python -m archzoo` with the report's figures stubbed out, as in this process (seconds saved)
+    entry = tmp_path / "archzoo_entry.py"
+    entry.write_text(ARCHZOO_WITHOUT_FIGURES)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(entry), "train", "quickstart", *[a for s in sets for a in ("--set", s)], "--max-steps", "12",
+           "--out", str(dist_dir), "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "x 2 ranks" in proc.stdout and proc.stdout.count("stopped: max_steps after 12 steps") == 1
+    assert "Traceback" not in proc.stderr
+
+    cfg = resolve_config("quickstart", sets + ["train.max_steps=12"])
+    single = Trainer(cfg, tmp_path / "one-process", progress=False, verbose=False)
+    assert load_run_config(dist_dir) == single.cfg
+    start = {k: v.clone() for k, v in single.model.state_dict().items()}
+    single.fit()
+
+    ranks, _ = checkpoint.read_weights(dist_dir / "model.safetensors")
+    one, _ = checkpoint.read_weights(tmp_path / "one-process" / "model.safetensors")
+    assert ranks.keys() == one.keys()
+    for key in one:
+        torch.testing.assert_close(ranks[key], one[key], atol=1e-5, rtol=0, msg=f"{key} differs")
+    # and not trivially: the weights moved
+    assert (one["net.1.weight"] - start["net.1.weight"]).abs().max() > 1e-3
+
+    # rank 0 alone wrote the metrics: one record per (step, split), the same as one process logs,
+    # with the train loss averaged over the ranks' shards
+    lines = (dist_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    keys = [(r["step"], r["split"]) for r in records]
+    assert len(keys) == len(set(keys))
+    single_records = [json.loads(line) for line in (tmp_path / "one-process" / "metrics.jsonl").read_text().splitlines()]
+    assert keys == [(r["step"], r["split"]) for r in single_records]
+    for r, s in zip(records, single_records, strict=True):
+        assert r["loss"] == pytest.approx(s["loss"], abs=1e-5)
+    assert sorted(p.name for p in dist_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one-process").iterdir())
+    assert not list(dist_dir.glob(".*.tmp"))
+
+
+def test_single_process_helpers_are_identities() -> None:
+    info = DistInfo()
+    assert not info.enabled and info.is_main
+    assert agree("time_budget", STOP_REASONS, info, torch.device("cpu")) == "time_budget"
+    value = torch.tensor(2.5)
+    assert mean_over_ranks(value, info) is value
+
+
+@pytest.mark.parametrize(("mine", "theirs", "agreed"), [
+    (None, None, None),
+    (None, "time_budget", "time_budget"),  # not "interrupted": the run still evaluates and reports
+    ("time_budget", None, "time_budget"),
+    ("time_budget", "interrupted", "interrupted"),  # Ctrl-C on any rank wins
+    ("early_stopped", None, "early_stopped"),
+    ("reached_99", None, "reached_99"),  # an on_step hook's own reason
+    (None, "reached_99", "stopped"),
+])
+def test_ranks_agree_on_one_stop_reason(mine: str | None, theirs: str | None, agreed: str | None,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import archzoo.training.distributed as distributed
+
+    sent: list[torch.Tensor] = []
+    monkeypatch.setattr(distributed.dist, "all_reduce", lambda t, op=None: sent.append(t.clone()))
+    agree(theirs, STOP_REASONS, DistInfo(rank=0, world_size=2), torch.device("cpu"))  # what the other rank sends
+
+    def all_reduce(t: torch.Tensor, op: object = None) -> None:
+        assert op == distributed.dist.ReduceOp.MAX
+        t.copy_(torch.maximum(t, sent[0]))
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    assert agree(mine, STOP_REASONS, DistInfo(rank=1, world_size=2), torch.device("cpu")) == agreed
