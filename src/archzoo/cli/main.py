@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from archzoo import __version__
-from archzoo.errors import UserError
+from archzoo.errors import UserError, close_matches
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports mistakes as a UserError (one line) instead of usage + exit."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # "invalid choice: 'trian' (choose from 'train', ...)": name the close matches like the registries do
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = [c.strip().strip("'\"") for c in m.group(2).split(",")]
+            message += close_matches(m.group(1), choices)
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -29,22 +35,27 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """Messages go to stderr on exactly one line, even when they quote multi-line library errors."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except UserError as e:
-        print(f"archzoo: error: {e}", file=sys.stderr)
+        print(f"archzoo: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("archzoo: interrupted", file=sys.stderr)
         return 130
     except SystemExit as e:  # --help and --version
-        return int(e.code or 0) if isinstance(e.code, int) else 0
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as e:
         if os.environ.get("ARCHZOO_DEBUG"):
             raise
-        print(f"archzoo: internal error: {type(e).__name__}: {e} (rerun with ARCHZOO_DEBUG=1 for the traceback "
+        print(f"archzoo: internal error: {type(e).__name__}: {one_line(str(e))} (rerun with ARCHZOO_DEBUG=1 for the traceback "
               "and please report it)", file=sys.stderr)
         return 1

@@ -24,12 +24,14 @@ def run(args: argparse.Namespace) -> int:
     from archzoo.tasks.classification import normalise
     from archzoo.training.checkpoint import load_model
 
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
     model, cfg = load_model(args.run_dir)
     if cfg.task != "classification":
         raise UserError(f"{args.run_dir} is a {cfg.task} run; predict classifies images with a classification run")
     spec = DATASETS.get(cfg.data.dataset)
     classes = list(spec.meta["classes"])
-    top = min(max(1, args.top), len(classes))
+    top = min(args.top, len(classes))
     c, size, _ = model.input_shape
     batch = torch.stack([load_user_image(path, c, size) for path in args.images])
     x = normalise(batch * 255.0, float(spec.meta["mean"]), float(spec.meta["std"]))

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from archzoo.training.trainer import Trainer, override_train
 
     if args.resume:
-        if args.preset or args.overrides or args.model or args.dataset or args.epochs or args.out:
+        if args.preset or args.overrides or args.model or args.dataset or args.epochs is not None or args.out:
             raise UserError("--resume continues a run with its own config; only --max-steps, --time-budget, "
                             "--device and --data-dir may be given with it")
         cfg, run_dir = load_run_config(args.resume), args.resume

@@ -22,9 +22,21 @@ class ImageClassifier(nn.Module):
         self.num_classes = num_classes
 
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
+        """A random batch of valid inputs, so generic tests and ``archzoo info`` cover every model."""
         return (torch.rand(batch_size, *self.input_shape),)
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Raise a one-line error naming the expected shape (instead of a matmul size mismatch deep inside)."""
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
             c, h, w = self.input_shape
             raise UserError(f"{type(self).__name__} expects images of shape (B, {c}, {h}, {w}), got {tuple(x.shape)}")
+
+
+def check_dropout(name: str, dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"{name}: dropout must be in [0, 1), got {dropout}")
+
+
+def check_widths(name: str, key: str, widths: tuple[int, ...]) -> None:
+    if any(w < 1 for w in widths):
+        raise UserError(f"{name}: every entry of {key} must be >= 1, got {list(widths)}")

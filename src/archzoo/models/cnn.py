@@ -7,7 +7,7 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.models import register_model
-from archzoo.models.base import ImageClassifier
+from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 
 
 class SimpleCNN(ImageClassifier):
@@ -24,6 +24,8 @@ class SimpleCNN(ImageClassifier):
         super().__init__(in_channels, image_size, num_classes)
         if image_size % 4:
             raise UserError(f"simple_cnn needs an image size divisible by 4, got {image_size}")
+        check_widths("simple_cnn", "channels and hidden", (*channels, hidden))
+        check_dropout("simple_cnn", dropout)
         c1, c2 = channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
@@ -36,6 +38,7 @@ class SimpleCNN(ImageClassifier):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return self.classifier(self.features(x))
 
 
@@ -77,6 +80,7 @@ class LeNet5(ImageClassifier):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return self.classifier(self.features(x))
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from archzoo.models import register_model
-from archzoo.models.base import ImageClassifier
+from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 
 
 class MLP(ImageClassifier):
@@ -21,6 +21,8 @@ class MLP(ImageClassifier):
     def __init__(self, in_channels: int, image_size: int, num_classes: int,
                  hidden_sizes: tuple[int, ...], dropout: float):
         super().__init__(in_channels, image_size, num_classes)
+        check_widths("mlp", "hidden_sizes", hidden_sizes)
+        check_dropout("mlp", dropout)
         widths = [in_channels * image_size * image_size, *hidden_sizes]
         layers: list[nn.Module] = [nn.Flatten()]
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
@@ -29,6 +31,7 @@ class MLP(ImageClassifier):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return self.net(x)
 
 

@@ -47,8 +47,18 @@ def random_shift(x: torch.Tensor, max_shift: int, fill: float, generator: torch.
 
     One gather over a padded batch: out[b, c, i, j] = pad(x)[b, c, i + dy_b, j + dx_b].
     """
+    return apply_shift(x, draw_shifts(len(x), max_shift, generator), max_shift, fill)
+
+
+def draw_shifts(batch_size: int, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Offsets (2, B) in [0, 2 * max_shift] (row, column) into the image padded by ``max_shift``."""
+    return torch.randint(0, 2 * max_shift + 1, (2, batch_size), generator=generator)
+
+
+def apply_shift(x: torch.Tensor, offsets: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
+    """The gather of ``random_shift`` with given ``offsets`` (2, B) from ``draw_shifts``."""
     b, _, h, w = x.shape
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(x.device)
+    offsets = offsets.to(x.device)
     padded = F.pad(x, (max_shift,) * 4, value=fill)
     rows = (torch.arange(h, device=x.device) + offsets[0, :, None])[:, None, :, None]
     cols = (torch.arange(w, device=x.device) + offsets[1, :, None])[:, None, None, :]
@@ -70,49 +80,68 @@ class ImageClassification(Task):
         self.mean, self.std = float(spec.meta["mean"]), float(spec.meta["std"])  # type: ignore[arg-type]
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.device = torch.device("cpu")
-        train = load_idx_split(cfg.dataset, "train", data_dir)
+        self._image_shape: tuple[int, ...] | None = None
+
+    def _load(self, name: str) -> None:
+        """Read a split on first use: ``archzoo eval`` needs only the test images, training all but them."""
+        cfg = self.cfg
+        if name == "test":
+            test = load_idx_split(cfg.dataset, "test", self.data_dir)
+            self._splits["test"] = (normalise(test.images, self.mean, self.std).to(self.device),
+                                    test.labels.to(self.device))
+            return
+        train = load_idx_split(cfg.dataset, "train", self.data_dir)
         if cfg.val_size >= len(train):
             raise UserError(f"data.val_size={cfg.val_size} leaves no training data ({len(train)} images)")
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.val_seed))
         val_idx, train_idx = order[: cfg.val_size].sort().values, order[cfg.val_size:].sort().values
-        self.image_shape = tuple(train.images.shape[1:])
-        self._splits["train"] = (normalise(train.images[train_idx], self.mean, self.std), train.labels[train_idx])
+        self._image_shape = tuple(train.images.shape[1:])
+        self._splits["train"] = (normalise(train.images[train_idx], self.mean, self.std).to(self.device),
+                                 train.labels[train_idx].to(self.device))
         if cfg.val_size:
-            self._splits["val"] = (normalise(train.images[val_idx], self.mean, self.std), train.labels[val_idx])
+            self._splits["val"] = (normalise(train.images[val_idx], self.mean, self.std).to(self.device),
+                                   train.labels[val_idx].to(self.device))
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name == "test" and "test" not in self._splits:
-            test = load_idx_split(self.cfg.dataset, "test", self.data_dir)
-            self._splits["test"] = (normalise(test.images, self.mean, self.std).to(self.device),
-                                    test.labels.to(self.device))
+        if not self.has_split(name):
+            known = ["train", "val", "test"] if self.cfg.val_size else ["train", "test"]
+            why = " (data.val_size is 0)" if name == "val" else ""
+            raise UserError(f"no {name!r} split{why}; choose one of {', '.join(known)}")
         if name not in self._splits:
-            raise UserError(f"no {name!r} split (val_size is 0?); choose one of {sorted(self._splits) + ['test']}")
+            self._load(name)
         return self._splits[name]
 
     def has_split(self, name: str) -> bool:
-        return name in self._splits or name == "test"
+        return name in ("train", "test") or (name == "val" and self.cfg.val_size > 0)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the dataset's images."""
+        if self._image_shape is None:
+            self.split("train")
+        assert self._image_shape is not None
+        return self._image_shape
 
     def model_args(self) -> dict[str, Any]:
         c, h, w = self.image_shape
         return {"in_channels": c, "image_size": h, "num_classes": len(self.classes)}
 
     def num_train_examples(self) -> int:
-        return len(self._splits["train"][1])
+        return len(self.split("train")[1])
 
     def to(self, device: torch.device) -> None:
         self.device = device
         self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
 
     def train_batch(self, indices: torch.Tensor, shard: slice, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x_all, y_all = self._splits["train"]
-        indices = indices.to(self.device)
+        x_all, y_all = self.split("train")
+        mine = indices.to(self.device)[shard]
+        x = x_all[mine]
         if self.cfg.augment == "shift" and self.cfg.shift_pixels:
-            generator = torch.Generator().manual_seed(seed)
-            # draw offsets for the whole global batch so every rank sees its slice of the same draw
-            x = random_shift(x_all[indices], self.cfg.shift_pixels, -self.mean / self.std, generator)[shard]
-        else:
-            x = x_all[indices[shard]]
-        return x, y_all[indices[shard]]
+            # offsets are drawn for the whole global batch so every rank applies its slice of the same draw
+            offsets = draw_shifts(len(indices), self.cfg.shift_pixels, torch.Generator().manual_seed(seed))
+            x = apply_shift(x, offsets[:, shard], self.cfg.shift_pixels, -self.mean / self.std)
+        return x, y_all[mine]
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch

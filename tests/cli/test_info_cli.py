@@ -1,0 +1,66 @@
+"""``archzoo info MODEL``: the layer table through ``main([...])``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from archzoo.cli.main import main
+from archzoo.models import list_models
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return rc, out, err
+
+
+def layer_rows(out: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\S+)\s+(\w+)\s+(\[[\d, ]+\])\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)$", line)
+        if m:
+            rows[m.group(1)] = [m.group(2), m.group(3), m.group(4).replace(",", ""), m.group(5).replace(",", "")]
+    return rows
+
+
+def flops_per_example(out: str) -> int:
+    return int(re.search(r"forward FLOPs per example: ([\d,]+)", out).group(1).replace(",", ""))
+
+
+def test_info_simple_cnn(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = cli(capsys, "info", "simple_cnn")
+    assert rc == 0 and err == ""
+    rows = layer_rows(out)
+    assert list(rows)[:3] == ["features.0", "features.1", "features.2"] and len(rows) == 11
+    assert rows["features.0"] == ["Conv2d", "[1, 32, 28, 28]", "320", str(2 * 28 * 28 * 32 * 9)]
+    assert rows["features.5"][:2] == ["MaxPool2d", "[1, 64, 7, 7]"]
+    assert rows["classifier.4"] == ["Linear", "[1, 10]", "1290", str(2 * 128 * 10)]
+    assert re.search(r"^total\s+421,642\s+[\d,]+\s+[\d.]+$", out, re.M)
+    assert "parameters: 421,642 (1.61 MiB fp32)" in out
+    assert flops_per_example(out) == sum(int(r[3]) for r in rows.values()) > 0
+
+
+def test_info_lenet5_rgb_32(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = cli(capsys, "info", "lenet5", "--set", "in_channels=3", "--set", "image_size=32")
+    assert rc == 0
+    rows = layer_rows(out)
+    assert rows["features.0"][:3] == ["Conv2d", "[1, 6, 28, 28]", str(6 * 3 * 25 + 6)]  # no padding at 32x32
+    assert rows["features.5"][1] == "[1, 16, 5, 5]"
+    assert "parameters: 62,006" in out and flops_per_example(out) > 0
+
+
+def test_info_batch_size_scales_shapes_not_per_example_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    _, one, _ = cli(capsys, "info", "mlp")
+    rc, four, _ = cli(capsys, "info", "mlp", "--batch-size", "4", "--set", "model.dropout=0.5")
+    assert rc == 0
+    assert layer_rows(four)["net.1"][1] == "[4, 800]" and layer_rows(one)["net.1"][1] == "[1, 800]"
+    assert flops_per_example(four) == flops_per_example(one) == 2 * (784 * 800 + 800 * 800 + 800 * 10)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_info_every_model(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    rc, out, _ = cli(capsys, "info", name)
+    assert rc == 0 and out.splitlines()[0] == name and "[1, 10]" in out and flops_per_example(out) > 0
