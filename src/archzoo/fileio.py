@@ -12,15 +12,15 @@ from typing import BinaryIO
 from archzoo.errors import UserError
 
 
-def ensure_writable_dir(path: str | Path) -> Path:
-    """Create ``path`` (and parents) or raise a UserError saying it cannot be written."""
+def ensure_writable_dir(path: str | Path, fix: str) -> Path:
+    """Create ``path`` (and parents) or raise a UserError saying it cannot be written and ``fix``."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as e:
-        raise UserError(f"cannot write to folder {path} ({e.strerror}); choose another with --out or --data-dir") from None
+        raise UserError(f"cannot write to folder {path} ({e.strerror}); {fix}") from None
     return path
 
 

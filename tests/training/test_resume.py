@@ -247,3 +247,18 @@ def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
     assert 0 < state["step"] == meta["step"] < 50 * 148
     assert all(torch.isfinite(t).all() for t in tensors.values())
     assert load_run_config(run_dir).train.epochs == 50
+
+
+def test_resume_with_another_max_steps_keeps_the_schedule(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One-cycle is sized when a run starts; resuming with a different --max-steps only moves where it
+    stops, so stopping at 8 and then continuing to 12 equals one 12-step run."""
+    cfg = small_config(**{"train.schedule": "onecycle", "train.max_steps": 12})
+    full = baseline(cfg, tmp_path_factory)
+    train(cfg, tmp_path, stop_at=5)
+    for limit in (8, 12):
+        resumed = load_run_config(tmp_path)
+        resumed = RunConfig(resumed.task, resumed.model, resumed.data,
+                            type(resumed.train)(**{**resumed.train.__dict__, "max_steps": limit}))
+        result = Trainer(resumed, tmp_path, progress=False, verbose=False, resume=True).fit()
+        assert result.step == limit
+    assert_same_weights(tmp_path / "model.safetensors", full / "model.safetensors")

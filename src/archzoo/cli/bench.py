@@ -19,12 +19,15 @@ def run(args: argparse.Namespace) -> int:
     import shlex
 
     from archzoo.benchmarks import BENCHMARKS, run_benchmark
+    from archzoo.errors import UserError
     from archzoo.fileio import atomic_write_text, ensure_writable_dir
 
     BENCHMARKS.get(args.name)
-    work = ensure_writable_dir(args.work_dir / args.name)
-    if args.json:
-        ensure_writable_dir(args.json.parent)
+    if args.json:  # check the result can be written before minutes of measuring
+        if args.json.is_dir():
+            raise UserError(f"--json {args.json} is a folder; give a file name such as {args.json / (args.name + '.json')}")
+        ensure_writable_dir(args.json.parent, "choose another --json path")
+    work = ensure_writable_dir(args.work_dir / args.name, "choose another --work-dir")
     command = "archzoo bench " + args.name + (f" --json {shlex.quote(str(args.json))}" if args.json else "")
     result = run_benchmark(args.name, work, command)
     text = json.dumps(result, indent=2) + "\n"

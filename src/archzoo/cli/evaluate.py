@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     model, cfg = load_model(args.run_dir, args.which)
     device = resolve_device(args.device)
-    out = ensure_writable_dir(args.run_dir if args.run_dir.is_dir() else args.run_dir.parent)
+    out = ensure_writable_dir(args.run_dir if args.run_dir.is_dir() else args.run_dir.parent,
+                              "copy the run folder somewhere writable and evaluate the copy")
     task = TASKS.get(cfg.task)(cfg.data, args.data_dir)
     task.to(device)
     with autocast(device, cfg.train.precision):

@@ -164,7 +164,7 @@ def fetch(spec: DatasetSpec, data_dir: str | Path | None = None, mirror: str | N
             folders.add(present.parent)
     if not missing:
         return folders.pop() if len(folders) == 1 else write_dir(data_dir) / spec.folder
-    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder)
+    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder, "choose another folder with --data-dir")
     for fspec in missing:
         if not (mirror or fspec.url):
             raise UserError(f"{spec.name}/{fspec.name} ships inside the archzoo package and has no download URL; "
@@ -266,7 +266,7 @@ def import_files(spec: DatasetSpec, sources: list[str | Path], data_dir: str | P
             raise UserError(f"{src} is none of the files of dataset {spec.name!r} (checksum matches none); "
                             f"expected one of: {', '.join(f.name for f in spec.files)}")
         matched.append((src, fspec))
-    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder)
+    dest = ensure_writable_dir(write_dir(data_dir) / spec.folder, "choose another folder with --data-dir")
     written = []
     for src, fspec in matched:
         target = dest / fspec.name

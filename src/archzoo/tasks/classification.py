@@ -14,6 +14,7 @@ from torch import nn
 from archzoo.data.images import load_idx_split
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text
 from archzoo.tasks.base import Task, register_task
 
 AUGMENTATIONS = ("none", "shift")
@@ -182,5 +183,5 @@ class ImageClassification(Task):
             "per_class_accuracy": dict(zip(self.classes, per_class, strict=True)),
             "confusion": confusion.tolist(),
         }
-        (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
+        atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         return result

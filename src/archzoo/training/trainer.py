@@ -99,7 +99,10 @@ class Trainer:
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
         self.optimizer = build_optimizer(self.model, tc, fused=self.device.type == "cuda")
-        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps, self.steps_per_epoch)
+        # the schedule's length is fixed when a run starts; a resume with another --max-steps only
+        # moves the stopping point, so cosine and one-cycle continue exactly
+        self.schedule_steps = self.total_steps
+        self.scheduler = build_scheduler(self.optimizer, tc, self.schedule_steps, self.steps_per_epoch)
         self.step = 0
         self.best: dict[str, Any] | None = None
         self.evals_without_improvement = 0
@@ -128,6 +131,10 @@ class Trainer:
                             f"{state.get('step') if isinstance(state, dict) else '?'}) of {self.run_dir} are from "
                             "different steps (a crash while saving?); the run cannot be resumed exactly")
         try:
+            if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
+                # rebuilt before the optimizer state loads, which restores the learning rates
+                self.schedule_steps = state["schedule_steps"]
+                self.scheduler = build_scheduler(self.optimizer, self.cfg.train, self.schedule_steps, self.steps_per_epoch)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.step, self.best = state["step"], state["best"]
@@ -148,7 +155,7 @@ class Trainer:
         checkpoint.save_state({
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "step": self.step, "best": self.best, "evals_without_improvement": self.evals_without_improvement,
-            "train_seconds": self.train_seconds, "rng": rng_state(),
+            "train_seconds": self.train_seconds, "schedule_steps": self.schedule_steps, "rng": rng_state(),
         }, self.run_dir / "state.pt")
         self.last_saved_step = self.step
 
@@ -213,7 +220,7 @@ class Trainer:
     def _fit(self, dry_run: bool) -> TrainResult:
         tc = self.cfg.train
         if self.dist.is_main and not dry_run:
-            ensure_writable_dir(self.run_dir)
+            ensure_writable_dir(self.run_dir, "choose another run folder with --out")
             save_config(self.cfg, self.run_dir / "config.json")
         resumed_from = self.step if self.last_saved_step is not None else None
         logger = MetricsLogger(self.run_dir, self.dist.is_main and not dry_run, resumed_from, tc.tensorboard)

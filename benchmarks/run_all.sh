@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Re-measure every committed benchmark. Needs the full datasets: set ARCHZOO_DATA (or --data-dir)
+# to a folder laid out like ../shared/data. Run on a quiet machine: two of them time things.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ARCHZOO_DATA=${ARCHZOO_DATA:-../shared/data}
+for name in mnist-simple_cnn mnist-lenet5 mnist-mlp mnist-time-to-99 mnist-throughput; do
+  .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
+done

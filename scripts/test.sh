@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up, then run the test suite (slow tests excluded; run them with `-m slow`).
+# Tests read the staged datasets from ../shared/data when it exists (read-only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests
+.venv/bin/python -m pytest -q -m "not slow" "$@"
