@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from helpers import SHARED_DATA
 
 
 @pytest.fixture(autouse=True)
@@ -21,17 +20,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv("ARCHZOO_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     torch.manual_seed(0)
-
-
-needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist not staged")
-
-
-def small_run_overrides(**extra: object) -> list[str]:
-    """Overrides for a seconds-long real-data run on the built-in MNIST subset."""
-    base = {"data.dataset": "'mnist-small'", "data.val_size": 500, "train.batch_size": 64,
-            "train.log_every_steps": 5, "train.precision": "'fp32'"}
-    base.update({k: (repr(v) if isinstance(v, str) else v) for k, v in extra.items()})
-    return [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in base.items()]
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")

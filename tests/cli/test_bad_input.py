@@ -15,7 +15,7 @@ from archzoo.config import to_dict
 from archzoo.models import create_model
 from archzoo.training.checkpoint import save_weights
 from archzoo.training.config import resolve_config, save_config
-from conftest import small_run_overrides
+from helpers import small_run_overrides
 
 SMALL = [arg for o in small_run_overrides() for arg in ("--set", o)]
 

@@ -11,7 +11,7 @@ import pytest
 from archzoo.cli.main import main
 from archzoo.data import DATASETS
 from archzoo.data.sources import BUILTIN_DIR
-from conftest import SHARED_DATA, needs_shared_data
+from helpers import SHARED_DATA, needs_shared_data
 from mirror_server import closed_port_url, serve
 
 LABELS = "t10k-labels-idx1-ubyte.gz"

@@ -14,7 +14,7 @@ from PIL import Image
 
 from archzoo.cli.main import main
 from archzoo.data.images import load_idx_split
-from conftest import SHARED_DATA, small_run_overrides
+from helpers import SHARED_DATA, small_run_overrides
 
 STEPS = 150
 VARIANTS = ("plain", "inverted", "rgb", "big")

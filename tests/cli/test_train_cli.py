@@ -13,7 +13,7 @@ from archzoo.data import DATASETS
 from archzoo.models import list_models
 from archzoo.tasks import TASKS
 from archzoo.training.config import list_presets
-from conftest import small_run_overrides
+from helpers import small_run_overrides
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

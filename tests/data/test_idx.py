@@ -11,7 +11,7 @@ import pytest
 
 from archzoo.data.idx import read_idx, read_idx_bytes
 from archzoo.errors import UserError
-from conftest import SHARED_DATA, needs_shared_data
+from helpers import SHARED_DATA, needs_shared_data
 
 MNIST = SHARED_DATA / "mnist"
 BUILTIN_LABELS = Path(__file__).resolve().parents[2] / "src/archzoo/data/builtin/mnist-small/t10k-labels-idx1-ubyte.gz"

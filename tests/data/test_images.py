@@ -13,7 +13,7 @@ from archzoo.data.idx import read_idx
 from archzoo.data.images import load_idx_split, load_user_image
 from archzoo.data.sources import BUILTIN_DIR
 from archzoo.errors import UserError
-from conftest import needs_shared_data
+from helpers import needs_shared_data
 
 MNIST_TEST = read_idx(BUILTIN_DIR / "mnist-small" / "t10k-images-idx3-ubyte.gz")
 

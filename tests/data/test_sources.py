@@ -15,7 +15,7 @@ from archzoo.data import DATASETS
 from archzoo.data import sources as src
 from archzoo.data.sources import BUILTIN_DIR, DatasetSpec, FileSpec, fetch, find_file, import_files, locate, search_dirs
 from archzoo.errors import UserError
-from conftest import SHARED_DATA, needs_shared_data
+from helpers import SHARED_DATA, needs_shared_data
 from mirror_server import MirrorServer, closed_port_url, serve
 
 LABELS = "t10k-labels-idx1-ubyte.gz"

@@ -14,7 +14,7 @@ from archzoo.models import create_model, list_models
 from archzoo.tasks.classification import normalise
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
-from conftest import small_run_overrides
+from helpers import small_run_overrides
 
 MAX_STEPS = 150
 

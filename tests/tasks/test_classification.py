@@ -16,7 +16,7 @@ from archzoo.errors import UserError
 from archzoo.models import create_model
 from archzoo.tasks import TASKS
 from archzoo.tasks.classification import ClassificationConfig, ImageClassification, normalise, random_shift
-from conftest import SHARED_DATA, needs_shared_data
+from helpers import SHARED_DATA, needs_shared_data
 
 # Per-class counts of the MNIST test set, a fixed property of the real file.
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,27 +16,9 @@ from archzoo.training import checkpoint
 from archzoo.training.config import load_run_config, resolve_config
 from archzoo.training.distributed import DistInfo, agree, mean_over_ranks
 from archzoo.training.trainer import STOP_REASONS, Trainer
-from conftest import small_run_overrides
+from helpers import small_run_overrides
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """One thread, as the torchrun ranks get; empty files for the test report's figures."""
-    import archzoo.viz.plots as plots
-
-    def stub(*args: object, **kwargs: object) -> Path:
-        path = next(a for a in args if isinstance(a, Path))
-        path.write_bytes(b"")
-        return path
-
-    for name in ("plot_confusion", "plot_image_grid", "plot_curves"):
-        monkeypatch.setattr(plots, name, stub)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 ARCHZOO_WITHOUT_FIGURES = """

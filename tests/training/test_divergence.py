@@ -4,7 +4,6 @@ last good checkpoint, which stays on disk untouched; the CLI says so on one line
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,7 @@ from archzoo.tasks.classification import ImageClassification
 from archzoo.training import checkpoint
 from archzoo.training.config import RunConfig, resolve_config
 from archzoo.training.trainer import Trainer
-from conftest import small_run_overrides
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """One thread for these tiny models; empty files for the test report's figures."""
-    import archzoo.viz.plots as plots
-
-    def stub(*args: object, **kwargs: object) -> Path:
-        path = next(a for a in args if isinstance(a, Path))
-        path.write_bytes(b"")
-        return path
-
-    for name in ("plot_confusion", "plot_image_grid", "plot_curves"):
-        monkeypatch.setattr(plots, name, stub)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from helpers import small_run_overrides
 
 
 def small_config(**overrides: object) -> RunConfig:

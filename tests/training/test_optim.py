@@ -3,7 +3,6 @@ clipping and accumulation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,7 @@ from archzoo.training import checkpoint
 from archzoo.training.config import TrainConfig, resolve_config
 from archzoo.training.optim import build_optimizer, build_scheduler, lr_factor, parameter_groups
 from archzoo.training.trainer import Trainer
-from conftest import small_run_overrides
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """One thread for these tiny models; empty files for the test report's figures."""
-    import archzoo.viz.plots as plots
-
-    def stub(*args: object, **kwargs: object) -> Path:
-        path = next(a for a in args if isinstance(a, Path))
-        path.write_bytes(b"")
-        return path
-
-    for name in ("plot_confusion", "plot_image_grid", "plot_curves"):
-        monkeypatch.setattr(plots, name, stub)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from helpers import small_run_overrides
 
 
 def lrs(cfg: TrainConfig, total: int, steps_per_epoch: int = 10) -> list[float]:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,9 @@ from archzoo.errors import UserError
 from archzoo.training import checkpoint
 from archzoo.training.config import RunConfig, load_run_config, resolve_config, save_config
 from archzoo.training.trainer import Trainer
-from conftest import small_run_overrides
+from helpers import small_run_overrides
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """One thread (these models are tiny; on a shared 2-core machine threads only wait on each other),
-    and empty files for the test report's figures, which are viz's business and take seconds."""
-    import archzoo.viz.plots as plots
-
-    def stub(*args: object, **kwargs: object) -> Path:
-        path = next(a for a in args if isinstance(a, Path))
-        path.write_bytes(b"")
-        return path
-
-    for name in ("plot_confusion", "plot_image_grid", "plot_curves"):
-        monkeypatch.setattr(plots, name, stub)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_config(**overrides: object) -> RunConfig:

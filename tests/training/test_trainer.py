@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,9 @@ from archzoo.errors import UserError
 from archzoo.training import checkpoint
 from archzoo.training.config import RunConfig, load_run_config, resolve_config
 from archzoo.training.trainer import Trainer
-from conftest import small_run_overrides
+from helpers import small_run_overrides
 
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """One thread for these tiny models; empty files for the test report's confusion matrix and
-    image grid (viz's business, seconds each). The training curves are drawn for real."""
-    import archzoo.viz.plots as plots
-
-    def stub(*args: object, **kwargs: object) -> Path:
-        path = next(a for a in args if isinstance(a, Path))
-        path.write_bytes(b"")
-        return path
-
-    for name in ("plot_confusion", "plot_image_grid"):
-        monkeypatch.setattr(plots, name, stub)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+DRAWN_PLOTS = ("plot_curves",)  # the training curves are drawn for real here
 
 
 def small_config(**overrides: object) -> RunConfig:
