@@ -64,3 +64,18 @@ def test_info_batch_size_scales_shapes_not_per_example_flops(capsys: pytest.Capt
 def test_info_every_model(capsys: pytest.CaptureFixture[str], name: str) -> None:
     rc, out, _ = cli(capsys, "info", name)
     assert rc == 0 and out.splitlines()[0] == name and "[1, 10]" in out and flops_per_example(out) > 0
+
+
+def test_output_piped_into_a_reader_that_leaves_is_quiet() -> None:
+    """`archzoo info simple_cnn | head -1`: the closed pipe ends the program quietly (exit 141, as
+    SIGPIPE would), with no traceback and no 'internal error'."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "archzoo", "info", "simple_cnn"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the table is written
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

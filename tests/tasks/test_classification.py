@@ -254,3 +254,12 @@ def test_report_writes_consistent_figures_and_plots(task: ImageClassification, t
     for name in ("confusion.png", "misclassified.png"):
         with Image.open(tmp_path / name) as im:
             assert im.format == "PNG" and im.width > 200 and im.height > 200
+
+
+def test_best_checkpoint_ties_on_accuracy_go_to_the_lower_loss() -> None:
+    task = object.__new__(ImageClassification)  # is_better needs no data
+    best = {"accuracy": 0.995, "loss": 0.0213}
+    assert task.is_better({"accuracy": 0.996, "loss": 0.5}, best)
+    assert not task.is_better({"accuracy": 0.994, "loss": 0.001}, best)
+    assert task.is_better({"accuracy": 0.995, "loss": 0.0188}, best)
+    assert not task.is_better({"accuracy": 0.995, "loss": 0.0213}, best)

@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"archzoo: error: {one_line(str(e))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `archzoo ... | head`: the reader left; stop quietly like other tools
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (so the interpreter's final flush cannot fail)
+        return 141
     except KeyboardInterrupt:
         print("archzoo: interrupted", file=sys.stderr)
         return 130

@@ -31,6 +31,14 @@ class Task:
         """Arguments the data decides (input shape, number of classes); merged into the model config."""
         return {}
 
+    def is_better(self, new: dict[str, float], best: dict[str, float]) -> bool:
+        """Whether evaluation ``new`` beats ``best`` on the primary metric; ties (common for accuracy on
+        a small validation set) go to the lower loss."""
+        a, b = new[self.primary_metric], best[self.primary_metric]
+        if a != b:
+            return a > b if self.higher_is_better else a < b
+        return new.get("loss", float("inf")) < best.get("loss", float("inf"))
+
     def has_split(self, name: str) -> bool:
         raise NotImplementedError
 

@@ -179,10 +179,8 @@ class Trainer:
         if any(isinstance(v, float) and not math.isfinite(v) for v in metrics.values()):
             raise self._diverged(metrics.get("loss", float("nan")))
         logger.log({"step": self.step, "epoch": epoch, "split": "val", **metrics})
-        key, higher = self.task.primary_metric, self.task.higher_is_better
         if has_val:
-            value = metrics[key]
-            improved = self.best is None or (value > self.best[key] if higher else value < self.best[key])
+            improved = self.best is None or self.task.is_better(metrics, self.best)
             if improved:
                 self.best = {"step": self.step, **metrics}
                 self.evals_without_improvement = 0
