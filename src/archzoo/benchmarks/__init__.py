@@ -73,4 +73,4 @@ def run_benchmark(name: str, work_dir: Path, command: str) -> dict[str, Any]:
     }
 
 
-from archzoo.benchmarks import mnist  # noqa: E402,F401  (registers the MNIST benchmarks)
+from archzoo.benchmarks import lm, mnist  # noqa: E402,F401  (register the benchmarks)

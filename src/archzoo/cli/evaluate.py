@@ -35,10 +35,7 @@ def run(args: argparse.Namespace) -> int:
     task.to(device)
     with autocast(device, cfg.train.precision):
         result = task.report(model.to(device), out, args.batch_size)
-    print(f"{cfg.model.name} on {cfg.data.dataset} test ({result['examples']} examples): "
-          f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
-    print("per-class accuracy:")
-    for name, acc in result["per_class_accuracy"].items():
-        print(f"  {name:>12}  {acc:.4f}")
-    print(f"wrote {out / 'eval.json'}, {out / 'confusion.png'}, {out / 'misclassified.png'}")
+    print(f"{cfg.model.name}: " + "\n".join(task.summary_lines(result)))
+    written = [out / name for name in ("eval.json", "confusion.png", "misclassified.png") if (out / name).exists()]
+    print("wrote " + ", ".join(map(str, written)))
     return 0

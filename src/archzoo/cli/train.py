@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if result.best:
         print(f"best val: {format_metrics(result.best)}")
     if result.test:
-        print(f"test: loss={result.test['loss']:.4f} accuracy={result.test['accuracy']:.4f}")
+        print("\n".join(trainer.task.summary_lines(result.test)))
     print(f"run folder: {run_dir}")
     if result.status == "interrupted":
         print(f"resume with: archzoo train --resume {run_dir}")

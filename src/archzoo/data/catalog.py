@@ -76,3 +76,28 @@ register_dataset(DatasetSpec(
     ),
     meta={"classes": [str(i) for i in range(10)], "mean": 0.1307, "std": 0.3081},
 ))
+
+register_dataset(DatasetSpec(
+    name="tinyshakespeare",
+    folder="tinyshakespeare",
+    description="1,115,394 characters of Shakespeare for character-level language modelling (ships inside the package)",
+    license="MIT (karpathy/char-rnn); the text is public domain",
+    citation="Karpathy 2015, char-rnn and 'The Unreasonable Effectiveness of Recurrent Neural Networks'",
+    splits={"train": "first 90% of the characters (nanoGPT's split)", "val": "last 10%"},
+    files=(FileSpec("input.txt", "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394,
+                    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"),),
+    meta={"format": "stream", "file": "input.txt", "val_fraction": 0.1},
+))
+
+register_dataset(DatasetSpec(
+    name="makemore-names",
+    folder="makemore-names",
+    description="32,033 US baby names, one per line, for character-level name generation (ships inside the package)",
+    license="MIT (karpathy/makemore); names from U.S. Social Security Administration public data",
+    citation="Karpathy 2022, makemore",
+    splits={"test": "1,000 names held out by torch.randperm with seed 3407 (makemore's split)",
+            "train": "the other 31,033 (validation carved from them with a fixed seed)"},
+    files=(FileSpec("names.txt", "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d", 228_145,
+                    "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"),),
+    meta={"format": "lines", "file": "names.txt", "test_size": 1000, "test_seed": 3407},
+))

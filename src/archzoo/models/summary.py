@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from archzoo.layers.impl import use_impl
 
 
 @dataclass
@@ -22,7 +25,8 @@ class LayerRow:
 def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
     """One row per leaf module, in call order, for one forward pass of ``example_inputs``.
 
-    FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs); activation
+    FLOPs come from ``torch.utils.flop_counter`` on the reference path (a multiply-add counts as
+    2 FLOPs; elementwise work is not counted); activation
     memory is the bytes of each leaf's output at the model's parameter dtype.
     """
     inputs = model.example_inputs(batch_size)
@@ -31,15 +35,17 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
     handles = []
     for name, module in model.named_modules():
         if name and not list(module.children()):
-            def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+            def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
                 if name not in outputs:
                     order.append(name)
-                outputs[name] = out
+                outputs[name] = out[0] if isinstance(out, tuple) else out  # recurrent layers: (output, state)
             handles.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        # the reference path spells every layer out in matmuls the counter sees; fused kernels such as
+        # torch.lstm have no FLOP formula
+        with torch.no_grad(), use_impl("reference"), FlopCounterMode(display=False) as counter:
             model(*inputs)
     finally:
         for h in handles:

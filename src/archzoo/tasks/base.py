@@ -27,6 +27,15 @@ class Task:
         self.cfg = cfg
         self.data_dir = data_dir
 
+    def resolved_config(self) -> Any:
+        """The task config with everything derived from the data filled in (a vocabulary), so the
+        run's saved config rebuilds the task and model exactly."""
+        return self.cfg
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        """Plain-text lines summarising a ``report`` result."""
+        return [" ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))]
+
     def model_args(self) -> dict[str, Any]:
         """Arguments the data decides (input shape, number of classes); merged into the model config."""
         return {}
@@ -38,6 +47,18 @@ class Task:
         if a != b:
             return a > b if self.higher_is_better else a < b
         return new.get("loss", float("inf")) < best.get("loss", float("inf"))
+
+    def epoch_order(self, epoch: int, seed: int, batch_size: int) -> torch.Tensor:
+        """The example indices of one epoch in training order; the trainer takes ``batch_size`` of
+        them per step. Default: a permutation that depends only on (seed, epoch)."""
+        return random_order(self.num_train_examples(), seed, epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Training-time state of the task itself (tensors and plain values), saved in checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
 
     def has_split(self, name: str) -> bool:
         raise NotImplementedError
@@ -63,6 +84,16 @@ class Task:
     def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
         """Full evaluation on the test split with plots; returns the figures."""
         raise NotImplementedError
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A seed for the randomness of one optimizer step (augmentation), independent of history."""
+    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
+
+
+def random_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The training order of one epoch: a permutation that depends only on (seed, epoch)."""
+    return torch.randperm(num_examples, generator=torch.Generator().manual_seed(step_seed(seed, -1 - epoch)))
 
 
 TASKS: Registry[type[Task]] = Registry("task")

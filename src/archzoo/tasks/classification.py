@@ -161,6 +161,11 @@ class ImageClassification(Task):
         return {"loss": F.cross_entropy(logits, y).item(),
                 "accuracy": (logits.argmax(1) == y).float().mean().item()}
 
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        lines = [f"{self.cfg.dataset} test ({result['examples']} examples): accuracy {result['accuracy']:.4f}, "
+                 f"loss {result['loss']:.4f}", "per-class accuracy:"]
+        return lines + [f"  {name:>12}  {acc:.4f}" for name, acc in result["per_class_accuracy"].items()]
+
     @torch.no_grad()
     def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
         from archzoo.viz.plots import plot_confusion, plot_image_grid

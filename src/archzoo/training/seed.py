@@ -23,16 +23,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(deterministic)
 
 
-def step_seed(seed: int, step: int) -> int:
-    """A seed for the randomness of one optimizer step (augmentation), independent of history."""
-    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
-
-
-def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
-    """The training order of one epoch: a permutation that depends only on (seed, epoch)."""
-    return torch.randperm(num_examples, generator=torch.Generator().manual_seed(step_seed(seed, -1 - epoch)))
-
-
 def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
     state: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

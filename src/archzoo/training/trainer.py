@@ -26,12 +26,13 @@ from archzoo.errors import UserError
 from archzoo.fileio import ensure_writable_dir
 from archzoo.models import create_model
 from archzoo.tasks import TASKS, Task
+from archzoo.tasks.base import step_seed
 from archzoo.training import checkpoint
 from archzoo.training.config import RunConfig, save_config
 from archzoo.training.distributed import DistInfo, agree, init_distributed, mean_over_ranks, resolve_device, shutdown
 from archzoo.training.logger import MetricsLogger
 from archzoo.training.optim import build_optimizer, build_scheduler
-from archzoo.training.seed import epoch_order, rng_state, seed_everything, set_rng_state, step_seed
+from archzoo.training.seed import rng_state, seed_everything, set_rng_state
 
 STOP_REASONS = ("early_stopped", "time_budget", "interrupted")  # in rising precedence across ranks
 
@@ -82,7 +83,7 @@ class Trainer:
         tc = cfg.train
         seed_everything(tc.seed, tc.deterministic)
         self.task: Task = TASKS.get(cfg.task)(cfg.data, data_dir)
-        self.cfg = cfg.with_model_args(self.task.model_args())
+        self.cfg = replace(cfg, data=self.task.resolved_config()).with_model_args(self.task.model_args())
         self.model: nn.Module = create_model(self.cfg.model.name, **self.cfg.model.args).to(self.device)
         if tc.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -141,6 +142,7 @@ class Trainer:
             self.evals_without_improvement = state["evals_without_improvement"]
             self.train_seconds = state["train_seconds"]
             set_rng_state(state["rng"])
+            self.task.load_state_dict(state.get("task", {}))
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise UserError(f"{self.run_dir / 'state.pt'} does not match this run ({type(e).__name__}); "
                             "it is corrupt or from another run") from None
@@ -156,6 +158,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "step": self.step, "best": self.best, "evals_without_improvement": self.evals_without_improvement,
             "train_seconds": self.train_seconds, "schedule_steps": self.schedule_steps, "rng": rng_state(),
+            "task": self.task.state_dict(),
         }, self.run_dir / "state.pt")
         self.last_saved_step = self.step
 
@@ -226,7 +229,6 @@ class Trainer:
         ranks, rank, accum = self.dist.world_size, self.dist.rank, tc.accum_steps
         micro = tc.batch_size // accum
         per_rank = micro // ranks
-        n = self.task.num_train_examples()
         order, order_epoch = None, -1
         window_loss = torch.zeros((), device=self.device)
         window_steps, window_start = 0, time.perf_counter()
@@ -243,7 +245,7 @@ class Trainer:
             while self.step < self.total_steps and self.stop_reason is None:
                 epoch, index = divmod(self.step, self.steps_per_epoch)
                 if order_epoch != epoch:
-                    order, order_epoch = epoch_order(n, tc.seed, epoch), epoch
+                    order, order_epoch = self.task.epoch_order(epoch, tc.seed, tc.batch_size), epoch
                 batch_indices = order[index * tc.batch_size:(index + 1) * tc.batch_size]
                 # augmentation is drawn once per step over the whole global batch, and each micro-batch
                 # of each rank takes its slice of it, so accum_steps and the number of ranks change

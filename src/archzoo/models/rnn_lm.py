@@ -1,0 +1,73 @@
+"""Recurrent character-level language models: embedding, stacked RNN / LSTM / GRU, linear readout."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archzoo.errors import UserError
+from archzoo.layers.recurrent import GRU, LSTM, RNN
+from archzoo.models import register_model
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+class RecurrentLM(nn.Module):
+    """Next-character model p(x_{t+1} | x_{<=t}) read off a recurrent state.
+
+    Math: e_t = E[x_t]; h_t = cell(dropout(e_t), h_{t-1}) through ``num_layers`` layers (dropout
+        between layers); logits_t = W dropout(h_t) + b.
+    Reference: Karpathy 2015 (char-rnn); Graves 2013, "Generating Sequences With Recurrent Neural
+        Networks", arXiv:1308.0850, Sec. 2 (character-level prediction with stacked LSTMs).
+    Shapes: x (B, T) ids -> logits (B, T, V); state is the layer's (h_n) or (h_n, c_n), each
+        (num_layers, B, hidden_size), and is returned so generation and evaluation carry it.
+    """
+
+    def __init__(self, cell: str, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
+                 dropout: float, tie_weights: bool, nonlinearity: str = "tanh"):
+        super().__init__()
+        if vocab_size < 2 or embedding_dim < 1 or hidden_size < 1 or num_layers < 1:
+            raise UserError(f"{cell}_lm needs vocab_size >= 2 and embedding_dim, hidden_size, num_layers >= 1")
+        if not 0 <= dropout < 1:
+            raise UserError(f"{cell}_lm dropout must be in [0, 1), got {dropout}")
+        if tie_weights and embedding_dim != hidden_size:
+            raise UserError(f"tie_weights needs embedding_dim == hidden_size, got {embedding_dim} and {hidden_size}")
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = CELLS[cell](embedding_dim, hidden_size, num_layers, dropout=dropout, batch_first=True, **extra)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+        if tie_weights:  # Press & Wolf 2017, arXiv:1608.05859
+            self.head.weight = self.embedding.weight
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        if x.dim() != 2:
+            raise UserError(f"a language model takes ids of shape (B, T), got {tuple(x.shape)}")
+        out, state = self.rnn(self.dropout(self.embedding(x)), state)
+        return self.head(self.dropout(out)), state
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
+        return (torch.randint(0, self.vocab_size, (batch_size, 8)),)
+
+
+@register_model("rnn_lm")
+def rnn_lm(vocab_size: int = 65, embedding_dim: int = 64, hidden_size: int = 512, num_layers: int = 2,
+           dropout: float = 0.1, tie_weights: bool = False, nonlinearity: str = "tanh") -> RecurrentLM:
+    """Elman network, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) (Elman 1990)."""
+    return RecurrentLM("rnn", vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights, nonlinearity)
+
+
+@register_model("lstm_lm")
+def lstm_lm(vocab_size: int = 65, embedding_dim: int = 64, hidden_size: int = 512, num_layers: int = 2,
+            dropout: float = 0.1, tie_weights: bool = False) -> RecurrentLM:
+    """LSTM (Hochreiter & Schmidhuber 1997; forget gate of Gers et al. 2000)."""
+    return RecurrentLM("lstm", vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights)
+
+
+@register_model("gru_lm")
+def gru_lm(vocab_size: int = 65, embedding_dim: int = 64, hidden_size: int = 512, num_layers: int = 2,
+           dropout: float = 0.1, tie_weights: bool = False) -> RecurrentLM:
+    """GRU (Cho et al. 2014, arXiv:1406.1078)."""
+    return RecurrentLM("gru", vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights)

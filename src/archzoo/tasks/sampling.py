@@ -1,0 +1,73 @@
+"""The one sampler for every language model: temperature, top-k and nucleus (top-p) sampling,
+streaming one token at a time with the model's state (recurrent state, or a KV cache) carried.
+
+Models follow the language-model contract ``model(ids (B, T), state) -> (logits (B, T, V), state)``:
+the prompt is read once, then each step feeds only the newest token, so the work per generated
+token is constant for a recurrent model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from archzoo.errors import UserError
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not temperature > 0:
+        raise UserError(f"--temperature must be > 0, got {temperature} (1.0 samples the model as trained)")
+    if top_k is not None and top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Scale by 1/temperature, keep the ``top_k`` largest, then the smallest set whose probability
+    reaches ``top_p`` (Holtzman et al. 2020, arXiv:1904.09751); the rest become -inf.
+
+    Shapes: logits (B, V) -> (B, V).
+    """
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token when the tokens ranked above it already reach top_p; the first always stays
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
+             stop_token: int | None = None) -> Iterator[torch.Tensor]:
+    """Yield the next token ids (B,) one step at a time, ``max_new_tokens`` times at most.
+
+    With ``stop_token``, a row that produced it keeps producing it, and generation ends when every
+    row has. Shapes: prompt (B, P) with P >= 1.
+    """
+    check_sampling(temperature, top_k, top_p)
+    if prompt.dim() != 2 or prompt.shape[1] < 1:
+        raise UserError("generation needs a prompt of at least one token")
+    model.eval()
+    logits, state = model(prompt)
+    done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+    for _ in range(max_new_tokens):
+        probs = filter_logits(logits[:, -1], temperature, top_k, top_p).softmax(-1)
+        token = torch.multinomial(probs.cpu(), 1, generator=generator).to(prompt.device).squeeze(1)
+        if stop_token is not None:
+            token = token.masked_fill(done, stop_token)
+            done |= token == stop_token
+        yield token
+        if stop_token is not None and bool(done.all()):
+            return
+        logits, state = model(token[:, None], state)
