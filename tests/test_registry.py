@@ -41,7 +41,7 @@ def test_duplicate_model_registration_raises() -> None:
     with pytest.raises(ValueError, match="duplicate model name 'simple_cnn'"):
         register_model("simple_cnn")(lambda: None)
     assert MODELS.get("simple_cnn") is before
-    assert list_models() == ["lenet5", "mlp", "simple_cnn"]
+    assert list_models() == ["gru_lm", "lenet5", "lstm_lm", "mlp", "rnn_lm", "simple_cnn"]
 
 
 @pytest.mark.parametrize("lookup", [MODELS.get, create_model, model_arg_types])
@@ -56,7 +56,7 @@ def test_unknown_name_without_close_match_lists_known_names() -> None:
     with pytest.raises(UserError) as excinfo:
         MODELS.get("transformer_xl_zzz")
     message = one_line(excinfo)
-    assert "known: lenet5, mlp, simple_cnn" in message
+    assert "known: gru_lm, lenet5, lstm_lm, mlp, rnn_lm, simple_cnn" in message
 
 
 def test_unknown_helper_truncates_long_lists() -> None:

@@ -52,7 +52,7 @@ for _cell in ("lstm", "gru"):
                     "lstm_lm training characters/s through the archzoo Trainer (fused path) divided by a bare loop "
                     "over nn.Embedding + nn.LSTM + nn.Linear of the same sizes (same batch, context, bf16 autocast, "
                     "AdamW, clipping, dropout), alternating rounds in one process; plus generation characters/s")
-def lstm_throughput(work_dir: Path, steps: int = 12, warmup: int = 3, rounds: int = 3) -> dict[str, Any]:
+def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: int = 3) -> dict[str, Any]:
     cfg = resolve_config("shakespeare-lstm", ["train.schedule='constant'", "train.warmup_steps=0",
                                               f"train.max_steps={warmup + steps}", "train.log_every_steps=50",
                                               "train.eval_every_steps=1000", "train.time_budget=0"])

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     task.to(device)
     with autocast(device, cfg.train.precision):
         result = task.report(model.to(device), out, args.batch_size)
-    print(f"{cfg.model.name}: " + "\n".join(task.summary_lines(result)))
+    lines = task.summary_lines(result)
+    print("\n".join([f"{cfg.model.name} on {lines[0]}", *lines[1:]]))
     written = [out / name for name in ("eval.json", "confusion.png", "misclassified.png") if (out / name).exists()]
     print("wrote " + ", ".join(map(str, written)))
     return 0

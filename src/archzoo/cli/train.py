@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if result.best:
         print(f"best val: {format_metrics(result.best)}")
     if result.test:
-        print("\n".join(trainer.task.summary_lines(result.test)))
+        floats = {k: v for k, v in result.test.items() if isinstance(v, float)}
+        print(f"{result.test.get('split', 'test')}: {format_metrics(floats)}")
     print(f"run folder: {run_dir}")
     if result.status == "interrupted":
         print(f"resume with: archzoo train --resume {run_dir}")

@@ -34,7 +34,7 @@ class Task:
 
     def summary_lines(self, result: dict[str, Any]) -> list[str]:
         """Plain-text lines summarising a ``report`` result."""
-        return [" ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))]
+        raise NotImplementedError
 
     def model_args(self) -> dict[str, Any]:
         """Arguments the data decides (input shape, number of classes); merged into the model config."""
