@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Re-measure every committed benchmark. Needs the full datasets: set ARCHZOO_DATA (or --data-dir)
-# to a folder laid out like ../shared/data. Run on a quiet machine: two of them time things.
+# to a folder laid out like ../shared/data. Run on a quiet machine: several time things or train on
+# a wall-clock budget; about 75 minutes in all on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ARCHZOO_DATA=${ARCHZOO_DATA:-../shared/data}
