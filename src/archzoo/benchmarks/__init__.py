@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,34 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def trainer_seconds(cfg: Any, run_dir: Path, warmup: int, steps: int) -> float:
+    """Wall seconds the one Trainer takes for ``steps`` optimizer steps after ``warmup`` steps
+    (``cfg`` must allow at least ``warmup + steps`` steps); marks are taken between steps."""
+    from archzoo.training.trainer import Trainer
+
+    marks: dict[int, float] = {}
+
+    def mark(trainer: Trainer) -> None:
+        if trainer.step in (warmup, warmup + steps):
+            marks[trainer.step] = time.perf_counter()
+        if trainer.step == warmup + steps:
+            trainer.stop_reason = "measured"
+
+    Trainer(cfg, run_dir, progress=False, verbose=False, on_step=mark).fit()
+    return marks[warmup + steps] - marks[warmup]
+
+
+def alternate(bare: Callable[[], float], ours: Callable[[], float], rounds: int) -> dict[str, Any]:
+    """Rates of a bare loop and of archzoo measured alternately; the value is the median ratio."""
+    bare_rates, our_rates = [], []
+    for _ in range(rounds):
+        bare_rates.append(bare())
+        our_rates.append(ours())
+    ratios = [o / b for o, b in zip(our_rates, bare_rates, strict=True)]
+    return {"value": round(statistics.median(ratios), 4), "archzoo_rates": [round(r) for r in our_rates],
+            "bare_rates": [round(r) for r in bare_rates]}
 
 
 def run_benchmark(name: str, work_dir: Path, command: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
 from archzoo.models import create_model
 from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config
@@ -59,16 +58,7 @@ def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: in
     batch, context, args = cfg.train.batch_size, cfg.data.context, cfg.model.args
 
     def trainer_rate() -> float:
-        marks: dict[int, float] = {}
-
-        def mark(trainer: Trainer) -> None:
-            if trainer.step in (warmup, warmup + steps):
-                marks[trainer.step] = time.perf_counter()
-            if trainer.step == warmup + steps:
-                trainer.stop_reason = "measured"
-
-        Trainer(cfg, work_dir / "run", progress=False, verbose=False, on_step=mark).fit()
-        return steps * batch * context / (marks[warmup + steps] - marks[warmup])
+        return steps * batch * context / trainer_seconds(cfg, work_dir / "run", warmup, steps)
 
     def bare_rate() -> float:
         torch.manual_seed(0)
@@ -96,17 +86,13 @@ def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: in
             optimizer.step()
         return steps * batch * context / (time.perf_counter() - t0)
 
-    bare, ours = [], []
-    for _ in range(rounds):
-        bare.append(bare_rate())
-        ours.append(trainer_rate())
-    ratios = [o / b for o, b in zip(ours, bare, strict=True)]
+    rates = alternate(bare_rate, trainer_rate, rounds)
 
     model = create_model("lstm_lm", **args).eval()
     prompt = torch.zeros(1, 8, dtype=torch.long)
     start = time.perf_counter()
     n = sum(1 for _ in generate(model, prompt, 500, generator=torch.Generator().manual_seed(0)))
     generation = n / (time.perf_counter() - start)
-    return {"value": round(statistics.median(ratios), 4), "trainer_chars_per_s": [round(r) for r in ours],
-            "bare_chars_per_s": [round(r) for r in bare], "batch_size": batch, "context": context,
+    return {"value": rates["value"], "trainer_chars_per_s": rates["archzoo_rates"],
+            "bare_chars_per_s": rates["bare_rates"], "batch_size": batch, "context": context,
             "precision": "bf16", "generation_chars_per_s_batch1_fp32": round(generation, 1)}

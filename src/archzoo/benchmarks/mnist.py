@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
 from archzoo.models import create_model
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer, autocast
@@ -67,17 +66,7 @@ def throughput(work_dir: Path, steps: int = 120, warmup: int = 15, rounds: int =
     batch = cfg.train.batch_size
 
     def trainer_rate() -> float:
-        marks: dict[int, float] = {}
-
-        def mark(trainer: Trainer) -> None:
-            if trainer.step in (warmup, warmup + steps):
-                marks[trainer.step] = time.perf_counter()
-                if trainer.step == warmup + steps:
-                    trainer.stop_reason = "measured"
-
-        trainer = Trainer(cfg, work_dir / "run", progress=False, verbose=False, on_step=mark)
-        trainer.fit()
-        return steps * batch / (marks[warmup + steps] - marks[warmup])
+        return steps * batch / trainer_seconds(cfg, work_dir / "run", warmup, steps)
 
     def bare_rate() -> float:
         torch.manual_seed(0)
@@ -101,11 +90,7 @@ def throughput(work_dir: Path, steps: int = 120, warmup: int = 15, rounds: int =
             optimizer.step()
         return steps * batch / (time.perf_counter() - t0)
 
-    bare, ours = [], []
-    for _ in range(rounds):
-        bare.append(bare_rate())
-        ours.append(trainer_rate())
-    ratios = [o / b for o, b in zip(ours, bare, strict=True)]
-    return {"value": round(statistics.median(ratios), 4), "trainer_images_per_s": [round(r) for r in ours],
-            "bare_images_per_s": [round(r) for r in bare], "batch_size": batch, "precision": "bf16",
+    rates = alternate(bare_rate, trainer_rate, rounds)
+    return {"value": rates["value"], "trainer_images_per_s": rates["archzoo_rates"],
+            "bare_images_per_s": rates["bare_rates"], "batch_size": batch, "precision": "bf16",
             "steps_timed": steps}

@@ -1,0 +1,30 @@
+"""The benchmark harness runs (tiny settings); benchmarks measure, so nothing here asserts a speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archzoo.benchmarks import BENCHMARKS, alternate
+from archzoo.benchmarks.lm import lstm_throughput
+from archzoo.benchmarks.mnist import throughput
+from helpers import needs_shared_data
+
+
+def test_alternate_reports_the_median_ratio() -> None:
+    bare, ours = iter([10.0, 10.0, 10.0]), iter([5.0, 20.0, 9.0])
+    rates = alternate(lambda: next(bare), lambda: next(ours), rounds=3)
+    assert rates == {"value": 0.9, "archzoo_rates": [5, 20, 9], "bare_rates": [10, 10, 10]}
+
+
+def test_every_issue_benchmark_is_registered() -> None:
+    assert set(BENCHMARKS.names()) == {
+        "mnist-simple_cnn", "mnist-lenet5", "mnist-mlp", "mnist-time-to-99", "mnist-throughput",
+        "shakespeare-lstm", "shakespeare-gru", "shakespeare-rnn", "names-lstm", "names-gru", "lstm-throughput"}
+
+
+@needs_shared_data
+def test_throughput_benchmarks_run(tmp_path: Path) -> None:
+    result = throughput(tmp_path, steps=2, warmup=1, rounds=1)
+    assert result["value"] > 0 and len(result["trainer_images_per_s"]) == 1
+    result = lstm_throughput(tmp_path, steps=1, warmup=1, rounds=1)
+    assert result["value"] > 0 and result["generation_chars_per_s_batch1_fp32"] > 0
