@@ -9,6 +9,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+# Every registered model, by family. Each family's contract tests take their list from here, and the
+# registry tests check that the union is exactly what is registered, so no new model slips past them.
+MODEL_FAMILIES: dict[str, list[str]] = {
+    "image_classifier": ["lenet5", "mlp", "simple_cnn"],
+    "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
+}
+REGISTERED_MODELS = sorted(name for names in MODEL_FAMILIES.values() for name in names)
+
 needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist not staged")
 
 

@@ -13,7 +13,7 @@ from archzoo.data import DATASETS
 from archzoo.models import list_models
 from archzoo.tasks import TASKS
 from archzoo.training.config import list_presets
-from helpers import small_run_overrides
+from helpers import REGISTERED_MODELS, small_run_overrides
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -91,7 +91,7 @@ def test_list(capsys: pytest.CaptureFixture[str], kind: str, expected: list[str]
 
 def test_list_defaults_to_models_and_filters(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = cli(capsys, "list")
-    assert rc == 0 and out.splitlines() == ["gru_lm", "lenet5", "lstm_lm", "mlp", "rnn_lm", "simple_cnn"]
+    assert rc == 0 and out.splitlines() == REGISTERED_MODELS
     rc, out, _ = cli(capsys, "list", "models", "*cnn*")
     assert rc == 0 and out.splitlines() == ["simple_cnn"]
     rc, out, _ = cli(capsys, "list", "presets", "mnist-*")

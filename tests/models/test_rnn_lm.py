@@ -16,8 +16,9 @@ from archzoo.layers.impl import use_impl
 from archzoo.models import create_model
 from archzoo.training.checkpoint import load_model, save_weights
 from archzoo.training.config import resolve_config
+from helpers import MODEL_FAMILIES
 
-LMS = ["gru_lm", "lstm_lm", "rnn_lm"]
+LMS = MODEL_FAMILIES["recurrent_lm"]
 SMALL = {"vocab_size": 11, "embedding_dim": 6, "hidden_size": 10, "num_layers": 2}
 
 
