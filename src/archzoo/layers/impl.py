@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal
 
+from torch import nn
+
 from archzoo.errors import UserError, close_matches
 
 IMPLS = ("auto", "reference", "fused")
@@ -82,3 +84,11 @@ class ImplSwitch:
     def resolved_impl(self) -> Literal["reference", "fused"]:
         """The path this instance runs for a call made now."""
         return resolve_impl(self._impl)
+
+
+def set_impl(module: nn.Module, name: str) -> None:
+    """Set ``impl`` on every layer inside ``module`` that has the switch (a whole model at once)."""
+    check_impl(name)
+    for layer in module.modules():
+        if isinstance(layer, ImplSwitch):
+            layer.impl = name

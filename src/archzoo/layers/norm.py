@@ -120,3 +120,52 @@ class BatchNorm1d(_BatchNormSwitch, nn.BatchNorm1d):
                  dtype: torch.dtype | None = None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
         self.impl = impl
+
+
+def layer_norm_reference(input: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None = None,
+                         bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise each example over its last dimensions, with a learned gain and shift per feature.
+
+    Math: μ = mean(x), σ² = mean((x - μ)²) over the last len(normalized_shape) dims (biased variance);
+          y = (x - μ) / √(σ² + ε) ⊙ γ + β
+    Reference: Ba, Kiros & Hinton 2016, "Layer Normalization", arXiv:1607.06450, Sec. 3, eq. (4).
+    Shapes: input (*, *normalized_shape), weight and bias normalized_shape -> same as input.
+    Differs from paper: none; statistics are computed in float32 under reduced precision, as torch does.
+    """
+    dims = tuple(range(-len(normalized_shape), 0))
+    x = input.to(torch.promote_types(input.dtype, torch.float32))  # half types in float32; float64 stays float64
+    mean = x.mean(dim=dims, keepdim=True)
+    var = (x - mean).square().mean(dim=dims, keepdim=True)
+    y = (x - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight.to(x.dtype)
+    if bias is not None:
+        y = y + bias.to(x.dtype)
+    return y.to(input.dtype)
+
+
+class LayerNorm(ImplSwitch, nn.LayerNorm):
+    """Layer normalisation; torch.nn.LayerNorm's parameters, arguments and initialisation (it subclasses it).
+
+    Math: ``layer_norm_reference``; γ = 1, β = 0 at initialisation.
+    Reference: Ba et al. 2016, arXiv:1607.06450.
+    Shapes: (*, *normalized_shape) -> same.
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, impl: str = "auto", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None):
+        super().__init__(normalized_shape, eps, elementwise_affine, bias, device, dtype)
+        self.impl = impl
+
+    def forward(self, input: Tensor) -> Tensor:
+        n = len(self.normalized_shape)
+        if not isinstance(input, Tensor) or tuple(input.shape[input.dim() - n:]) != self.normalized_shape:
+            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise UserError(f"LayerNorm expects input ending in {self.normalized_shape}, got {got}")
+        if self.resolved_impl() == "fused":
+            return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+        return layer_norm_reference(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", impl={self.impl!r}"
