@@ -24,6 +24,9 @@ from torch import Tensor, nn
 from archzoo.errors import UserError
 from archzoo.layers.impl import ImplSwitch
 from archzoo.layers.masks import attention_mask, causal_mask
+from archzoo.layers.positional import RotaryEmbedding
+
+KVCache = tuple[Tensor, Tensor]  # per-head keys and values, each (B, H, S, d_k)
 
 # ---------------------------------------------------------------------------------------------------
 # Scaled dot-product attention.
@@ -89,8 +92,8 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
         key to attend to gives zeros, not NaN.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, impl: str = "auto",
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, rotary: bool = False,
+                 impl: str = "auto", device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
             raise UserError(f"attention width {embed_dim} is not divisible by num_heads={num_heads}; "
                             "choose a width that is a multiple of the number of heads")
@@ -98,6 +101,8 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
             raise UserError(f"attention dropout must be in [0, 1), got {dropout}")
         super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True, device=device, dtype=dtype)
         self.head_dim = embed_dim // num_heads
+        # rotary position embedding of self-attention queries and keys (no parameters)
+        self.rotary = RotaryEmbedding(self.head_dim) if rotary else None
         self.impl = impl
 
     def project(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None
@@ -138,12 +143,20 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
         else:
             out = scaled_dot_product_attention_fused(q, k, v, mask, is_causal, dropout_p)
         out = out.transpose(1, 2).flatten(2)  # (B, H, T, d_k) -> (B, T, D)
-        return F.linear(out, self.out_proj.weight, self.out_proj.bias), (weights if need_weights else None)
+        return self.out_proj(out), (weights if need_weights else None)
 
     def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None,  # type: ignore[override]
                 attn_mask: Tensor | None = None, key_mask: Tensor | None = None, is_causal: bool = False,
-                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """``need_weights`` computes on the reference path (the fused kernels never form the weights)."""
+                need_weights: bool = False, past: KVCache | None = None, memory_kv: KVCache | None = None,
+                return_kv: bool = False) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, KVCache]:
+        """Returns (output, weights or None), plus the keys and values attended over if ``return_kv``.
+
+        ``past``: self-attention keys and values of earlier positions (a KV cache), prepended to this
+        call's; masks then span all S = past + T keys and ``is_causal`` lets every query see the cache.
+        ``memory_kv``: cross-attention keys and values already projected (``project_key_value``), so a
+        decoder projects its source once. ``need_weights`` computes on the reference path (the fused
+        kernels never form the weights).
+        """
         for name, x in (("query", query), ("key", key), ("value", value)):
             if x is not None and (x.dim() != 3 or x.shape[-1] != self.embed_dim):
                 raise UserError(f"attention {name} must be (B, L, {self.embed_dim}), got {tuple(x.shape)}")
@@ -151,10 +164,18 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
         if source.shape[0] != query.shape[0] or (value is not None and value.shape[:2] != source.shape[:2]):
             raise UserError(f"attention query, key and value disagree on batch or length: {tuple(query.shape)}, "
                             f"{tuple(source.shape)}, {None if value is None else tuple(value.shape)}")
-        B, T, S = query.shape[0], query.shape[1], source.shape[1]
-        mask = attention_mask(B, T, S, attn_mask, key_mask, device=query.device)
-        q, k, v = self.project(query, key, value)
-        return self.attend(q, k, v, mask, is_causal, need_weights)
+        if memory_kv is not None:
+            q, (k, v) = self.project_query(query), memory_kv
+        else:
+            q, k, v = self.project(query, key, value)
+            past_len = 0 if past is None else past[0].shape[2]
+            if self.rotary is not None:
+                q, k = self.rotary(q, k, offset=past_len)
+            if past is not None:
+                k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        mask = attention_mask(query.shape[0], q.shape[2], k.shape[2], attn_mask, key_mask, device=query.device)
+        out, weights = self.attend(q, k, v, mask, is_causal, need_weights)
+        return (out, weights, (k, v)) if return_kv else (out, weights)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -17,19 +17,14 @@ Shapes: B batch, T target (or sequence) length, S source length, D d_model.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from archzoo.errors import UserError
 from archzoo.layers.activation import ACTIVATIONS, activation
-from archzoo.layers.attention import MultiheadAttention
+from archzoo.layers.attention import KVCache, MultiheadAttention
 from archzoo.layers.dropout import Dropout
 from archzoo.layers.linear import Linear
-from archzoo.layers.masks import attention_mask
 from archzoo.layers.norm import LayerNorm
-from archzoo.layers.positional import RotaryEmbedding
-
-KVCache = tuple[Tensor, Tensor]  # per-head keys and values, each (B, H, S, d_k)
 
 
 def _check(d_model: int, nhead: int, dim_feedforward: int, dropout: float, activation_name: str) -> None:
@@ -73,7 +68,7 @@ class TransformerEncoderLayer(_FeedForward):
                  rotary: bool = False):
         super().__init__()
         _check(d_model, nhead, dim_feedforward, dropout, activation)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, rotary=rotary)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
@@ -83,7 +78,6 @@ class TransformerEncoderLayer(_FeedForward):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation_name = activation
-        self.rotary = RotaryEmbedding(d_model // nhead) if rotary else None
 
     def forward(self, src: Tensor, attn_mask: Tensor | None = None, key_mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:
@@ -110,25 +104,9 @@ class TransformerEncoderLayer(_FeedForward):
 
     def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_mask: Tensor | None, is_causal: bool,
                   past: KVCache | None, need_weights: bool) -> tuple[Tensor, KVCache, Tensor | None]:
-        return self_attention(self.self_attn, self.dropout1, self.rotary, x, attn_mask, key_mask, is_causal, past,
-                              need_weights)
-
-
-def self_attention(attn: MultiheadAttention, dropout: nn.Module, rotary: RotaryEmbedding | None, x: Tensor,
-                   attn_mask: Tensor | None, key_mask: Tensor | None, is_causal: bool, past: KVCache | None,
-                   need_weights: bool) -> tuple[Tensor, KVCache, Tensor | None]:
-    """Self-attention of x (B, T, D) over past keys and values plus its own; returns dropout(output),
-    the extended keys and values, and the weights if asked."""
-    B, T = x.shape[:2]
-    q, k, v = attn.project(x)
-    past_len = 0 if past is None else past[0].shape[2]
-    if rotary is not None:
-        q, k = rotary(q, k, offset=past_len)
-    if past is not None:
-        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-    mask = attention_mask(B, T, past_len + T, attn_mask, key_mask, device=x.device)
-    out, weights = attn.attend(q, k, v, mask, is_causal, need_weights)
-    return dropout(out), (k, v), weights
+        out, weights, kv = self.self_attn(x, attn_mask=attn_mask, key_mask=key_mask, is_causal=is_causal,
+                                          need_weights=need_weights, past=past, return_kv=True)
+        return self.dropout1(out), kv, weights
 
 
 class TransformerDecoderLayer(_FeedForward):
@@ -201,14 +179,14 @@ class TransformerDecoderLayer(_FeedForward):
 
     def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_mask: Tensor | None, is_causal: bool,
                   past: KVCache | None) -> tuple[Tensor, KVCache, Tensor | None]:
-        return self_attention(self.self_attn, self.dropout1, None, x, attn_mask, key_mask, is_causal, past, False)
+        out, _, kv = self.self_attn(x, attn_mask=attn_mask, key_mask=key_mask, is_causal=is_causal, past=past,
+                                    return_kv=True)
+        return self.dropout1(out), kv, None
 
     def _mha_block(self, x: Tensor, memory_kv: KVCache, attn_mask: Tensor | None, key_mask: Tensor | None,
                    need_weights: bool) -> tuple[Tensor, Tensor | None]:
-        k, v = memory_kv
-        if k.shape[0] != x.shape[0]:
-            raise UserError(f"decoder input has batch {x.shape[0]} but memory has batch {k.shape[0]}")
-        mask = attention_mask(x.shape[0], x.shape[1], k.shape[2], attn_mask, key_mask, device=x.device)
-        out, weights = self.multihead_attn.attend(self.multihead_attn.project_query(x), k, v, mask, False, need_weights)
+        if memory_kv[0].shape[0] != x.shape[0]:
+            raise UserError(f"decoder input has batch {x.shape[0]} but memory has batch {memory_kv[0].shape[0]}")
+        out, weights = self.multihead_attn(x, attn_mask=attn_mask, key_mask=key_mask, need_weights=need_weights,
+                                           memory_kv=memory_kv)
         return self.dropout2(out), weights
-

@@ -23,18 +23,19 @@ class LayerRow:
 
 
 def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
-    """One row per leaf module, in call order, for one forward pass of ``example_inputs``.
+    """One row per module that computes something itself — a leaf, or a module with parameters of
+    its own such as multi-head attention — in call order, for one forward pass of ``example_inputs``.
 
     FLOPs come from ``torch.utils.flop_counter`` on the reference path (a multiply-add counts as
-    2 FLOPs; elementwise work is not counted); activation
-    memory is the bytes of each leaf's output at the model's parameter dtype.
+    2 FLOPs; elementwise work is not counted); a row counts its own work, not its children's.
+    Activation memory is the bytes of each row's output at the model's parameter dtype.
     """
     inputs = model.example_inputs(batch_size)
     outputs: dict[str, torch.Tensor] = {}
     order: list[str] = []
     handles = []
     for name, module in model.named_modules():
-        if name and not list(module.children()):
+        if name and (not list(module.children()) or any(True for _ in module.parameters(recurse=False))):
             def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
                 if name not in outputs:
                     order.append(name)
@@ -51,14 +52,18 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
         for h in handles:
             h.remove()
         model.train(was_training)
-    flops_by_module = counter.get_flop_counts()
+    flops_by_module = counter.get_flop_counts()  # a module's count includes its children's
     root = type(model).__name__
+
+    def total_flops(name: str) -> int:
+        return sum(flops_by_module.get(f"{root}.{name}", {}).values())
+
     modules = dict(model.named_modules())
     rows = []
     for name in order:
         out = outputs[name]
         module = modules[name]
-        flops = sum(flops_by_module.get(f"{root}.{name}", {}).values())
+        flops = total_flops(name) - sum(total_flops(f"{name}.{child}") for child, _ in module.named_children())
         rows.append(LayerRow(name, type(module).__name__, tuple(out.shape),
                              sum(p.numel() for p in module.parameters(recurse=False)), int(flops),
                              out.numel() * out.element_size()))
