@@ -1,0 +1,96 @@
+"""Encoder-only Transformer (BERT-style) backbone and a sequence-classification head on top of it.
+
+The backbone reads a padded batch of token ids in both directions at once and returns one vector
+per position; ``SequenceClassifier`` pools those (the first token, as BERT's [CLS], or the mean over
+real tokens) into class logits. Sentence classification and masked-LM pretraining build on these.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from archzoo.errors import UserError
+from archzoo.layers.dropout import Dropout
+from archzoo.layers.linear import Linear
+from archzoo.layers.norm import LayerNorm
+from archzoo.layers.positional import LearnedPositionalEmbedding
+from archzoo.layers.transformer import TransformerEncoderLayer
+
+POOLING = ("cls", "mean")
+
+
+class TransformerEncoder(nn.Module):
+    """Token and learned position embeddings, LayerNorm and dropout, then a stack of encoder layers.
+
+    Math: h_0 = Dropout(LN(E[x] + P));  h_l = EncoderLayer_l(h_{l-1}) with padding keys masked out
+    Reference: Devlin, Chang, Lee & Toutanova 2019, "BERT: Pre-training of Deep Bidirectional
+        Transformers for Language Understanding", arXiv:1810.04805, Sec. 3 (post-LN layers, GELU);
+        Vaswani et al. 2017, arXiv:1706.03762.
+    Shapes: ids (B, T) with T <= max_len; key_mask (B, T), True = real token (default: ids != pad_id)
+        -> (B, T, D). Outputs at padding positions are computed but attend to nothing real.
+    Differs from paper: no segment embeddings (single sentences); pre-LN layers optional
+        (``norm_first``), then a final LayerNorm closes the stack as in GPT-2.
+    """
+
+    def __init__(self, vocab_size: int, max_len: int = 128, d_model: int = 128, num_layers: int = 2,
+                 num_heads: int = 4, dim_feedforward: int = 512, dropout: float = 0.1, norm_first: bool = False,
+                 pad_id: int = 0):
+        super().__init__()
+        if vocab_size < 2 or max_len < 1 or num_layers < 1:
+            raise UserError("the encoder needs vocab_size >= 2 and max_len, num_layers >= 1")
+        if not 0 <= pad_id < vocab_size:
+            raise UserError(f"pad_id={pad_id} is not a token id below vocab_size={vocab_size}")
+        self.vocab_size, self.pad_id, self.d_model = vocab_size, pad_id, d_model
+        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.position = LearnedPositionalEmbedding(max_len, d_model)
+        self.embedding_norm = LayerNorm(d_model)
+        self.dropout = Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout, activation="gelu",
+                                    norm_first=norm_first)
+            for _ in range(num_layers))
+        self.norm = LayerNorm(d_model) if norm_first else None
+
+    def forward(self, ids: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        if ids.dim() != 2:
+            raise UserError(f"the encoder takes token ids of shape (B, T), got {tuple(ids.shape)}")
+        key_mask = ids != self.pad_id if key_mask is None else key_mask
+        h = self.dropout(self.embedding_norm(self.position(self.token_embedding(ids))))
+        for layer in self.layers:
+            h = layer(h, key_mask=key_mask)
+        return h if self.norm is None else self.norm(h)
+
+
+class SequenceClassifier(nn.Module):
+    """A classification head on the encoder: pool the positions, dropout, linear.
+
+    Math: logits = W Dropout(pool(h)) + b, pool = h[:, 0] ("cls") or the mean of h over real tokens ("mean").
+    Reference: Devlin et al. 2019, arXiv:1810.04805, Sec. 4.1 (fine-tuning on the [CLS] vector).
+    Shapes: ids (B, T) -> logits (B, num_classes).
+    """
+
+    def __init__(self, encoder: TransformerEncoder, num_classes: int, pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        if num_classes < 2:
+            raise UserError(f"a classifier needs num_classes >= 2, got {num_classes}")
+        if pooling not in POOLING:
+            raise UserError(f"pooling must be one of {', '.join(POOLING)}, got {pooling!r}")
+        self.encoder, self.pooling = encoder, pooling
+        self.dropout = Dropout(dropout)
+        self.classifier = Linear(encoder.d_model, num_classes)
+
+    def forward(self, ids: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        key_mask = ids != self.encoder.pad_id if key_mask is None else key_mask
+        h = self.encoder(ids, key_mask)
+        if self.pooling == "cls":
+            pooled = h[:, 0]
+        else:
+            weights = key_mask.to(h.dtype)[..., None]
+            pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        ids = torch.randint(1, self.encoder.vocab_size, (batch_size, 8))
+        ids[0, 5:] = self.encoder.pad_id  # a padded row
+        return (ids,)

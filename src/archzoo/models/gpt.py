@@ -1,0 +1,118 @@
+"""Decoder-only Transformer language model (GPT) with a KV cache for generation.
+
+The model follows the language-model contract ``model(ids (B, T), state) -> (logits (B, T, V), state)``
+(tasks/language_model.py, tasks/sampling.py). Its state is the KV cache: the tokens seen so far and,
+for every layer, the keys and values of those tokens, so each generated token costs one position's
+work instead of a pass over the whole context.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from archzoo.errors import UserError
+from archzoo.layers.dropout import Dropout
+from archzoo.layers.linear import Linear
+from archzoo.layers.norm import LayerNorm
+from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from archzoo.layers.transformer import TransformerEncoderLayer
+from archzoo.models import register_model
+
+POSITIONS = ("learned", "sinusoidal", "rotary")
+
+# (tokens (B, L), keys_0, values_0, keys_1, values_1, ...), keys and values (B, H, L, d_k) per layer
+Cache = tuple[Tensor, ...]
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, a stack of pre-LN causal self-attention blocks, a final LayerNorm
+    and a linear readout (optionally tied to the token embedding).
+
+    Math: h_0 = E[x] + P;  h_l = Block_l(h_{l-1}) with Block(h) = h' + FFN(LN(h')), h' = h + CausalAttn(LN(h));
+          logits = LN(h_L) Wᵀ  (W = E when tied)
+    Reference: Radford, Narasimhan, Salimans & Sutskever 2018, "Improving Language Understanding by
+        Generative Pre-Training" (GPT, no arXiv); Radford et al. 2019, "Language Models are Unsupervised
+        Multitask Learners" (GPT-2: pre-LN, final LayerNorm, residual projections initialised with
+        std 0.02/√(2L)); Karpathy's nanoGPT. Weight tying: Press & Wolf 2017, arXiv:1608.05859.
+    Shapes: x (B, T) ids with T <= context -> logits (B, T, V); state: see ``Cache``.
+    Differs from paper: context, width and depth are small for character-level modelling; rotary or
+        sinusoidal positions can replace the learned ones. When a cache would pass ``context``
+        positions, the model slides: it keeps the last min(context - T, context / 2) tokens and
+        recomputes their keys and values (positions restart at 0), so generation can run past the
+        context at the cost of one recomputation every context/2 tokens.
+    """
+
+    def __init__(self, vocab_size: int, context: int, d_model: int, num_layers: int, num_heads: int,
+                 dim_feedforward: int, dropout: float, bias: bool, tie_weights: bool, positions: str):
+        super().__init__()
+        if vocab_size < 2 or context < 1 or num_layers < 1 or dim_feedforward < 1:
+            raise UserError("gpt needs vocab_size >= 2 and context, num_layers, dim_feedforward >= 1")
+        if d_model < 1 or num_heads < 1 or d_model % num_heads:
+            raise UserError(f"gpt width d_model={d_model} is not divisible by num_heads={num_heads}; "
+                            "choose a width that is a multiple of the number of heads")
+        if positions not in POSITIONS:
+            raise UserError(f"gpt positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+        self.vocab_size, self.context = vocab_size, context
+        self.token_embedding = nn.Embedding(vocab_size, d_model)
+        self.position: nn.Module | None = {"learned": lambda: LearnedPositionalEmbedding(context, d_model),
+                                           "sinusoidal": lambda: SinusoidalPositionalEncoding(d_model),
+                                           "rotary": lambda: None}[positions]()
+        self.dropout = Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout, activation="gelu", norm_first=True,
+                                    bias=bias, rotary=positions == "rotary")
+            for _ in range(num_layers))
+        self.norm = LayerNorm(d_model, bias=bias)
+        self.head = Linear(d_model, vocab_size, bias=False)
+        self._init_weights(num_layers)
+        if tie_weights:
+            self.head.weight = self.token_embedding.weight
+
+    def _init_weights(self, num_layers: int) -> None:
+        """GPT-2: N(0, 0.02) for matrices and embeddings, zero biases, and std 0.02/√(2L) for the two
+        projections that write into the residual stream, so its variance does not grow with depth."""
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                residual = name.endswith(("out_proj.weight", "linear2.weight"))
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * num_layers) if residual else 0.02)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, x: Tensor, state: Cache | None = None) -> tuple[Tensor, Cache]:
+        if x.dim() != 2:
+            raise UserError(f"a language model takes ids of shape (B, T), got {tuple(x.shape)}")
+        T = x.shape[1]
+        if T > self.context:
+            raise UserError(f"input of {T} tokens is longer than the model's context of {self.context}; "
+                            f"feed at most {self.context} tokens per call (the state carries the rest)")
+        past_len = 0 if state is None else state[0].shape[1]
+        if past_len + T > self.context:  # slide: recompute a shorter prefix instead of growing past the context
+            keep = min(self.context - T, self.context // 2)
+            tokens = torch.cat([state[0][:, past_len - keep:], x], dim=1) if keep else x
+            logits, new_state = self.forward(tokens)
+            return logits[:, keep:], new_state
+        h = self.token_embedding(x)
+        if self.position is not None:
+            h = self.position(h, offset=past_len)
+        h = self.dropout(h)
+        new_state: list[Tensor] = [x if state is None else torch.cat([state[0], x], dim=1)]
+        for i, layer in enumerate(self.layers):
+            past = None if state is None else (state[1 + 2 * i], state[2 + 2 * i])
+            h, kv, _ = layer.forward_with_state(h, is_causal=True, past=past)
+            new_state.extend(kv)
+        return self.head(self.norm(h)), tuple(new_state)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        return (torch.randint(0, self.vocab_size, (batch_size, min(8, self.context))),)
+
+
+@register_model("gpt")
+def gpt(vocab_size: int = 65, context: int = 256, d_model: int = 384, num_layers: int = 6, num_heads: int = 6,
+        dim_feedforward: int = 0, dropout: float = 0.2, bias: bool = True, tie_weights: bool = False,
+        positions: str = "learned") -> GPT:
+    """nanoGPT's Shakespeare configuration by default; dim_feedforward 0 means 4 x d_model."""
+    return GPT(vocab_size, context, d_model, num_layers, num_heads, dim_feedforward or 4 * d_model, dropout, bias,
+               tie_weights, positions)
