@@ -12,6 +12,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Every registered model, by family. Each family's contract tests take their list from here, and the
 # registry tests check that the union is exactly what is registered, so no new model slips past them.
 MODEL_FAMILIES: dict[str, list[str]] = {
+    "gan": ["cgan", "dcgan", "gan_mlp"],
     "image_classifier": ["lenet5", "mlp", "simple_cnn"],
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
 }

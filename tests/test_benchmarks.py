@@ -19,7 +19,8 @@ def test_alternate_reports_the_median_ratio() -> None:
 def test_every_issue_benchmark_is_registered() -> None:
     assert set(BENCHMARKS.names()) == {
         "mnist-simple_cnn", "mnist-lenet5", "mnist-mlp", "mnist-time-to-99", "mnist-throughput",
-        "shakespeare-lstm", "shakespeare-gru", "shakespeare-rnn", "names-lstm", "names-gru", "lstm-throughput"}
+        "shakespeare-lstm", "shakespeare-gru", "shakespeare-rnn", "names-lstm", "names-gru", "lstm-throughput",
+        "mnist-gans", "fashion-gans"}
 
 
 @needs_shared_data

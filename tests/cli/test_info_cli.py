@@ -8,6 +8,7 @@ import pytest
 
 from archzoo.cli.main import main
 from archzoo.models import list_models
+from helpers import MODEL_FAMILIES
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -63,7 +64,9 @@ def test_info_batch_size_scales_shapes_not_per_example_flops(capsys: pytest.Capt
 @pytest.mark.parametrize("name", list_models())
 def test_info_every_model(capsys: pytest.CaptureFixture[str], name: str) -> None:
     rc, out, _ = cli(capsys, "info", name)
-    output = "[1, 8, 65]" if name.endswith("_lm") else "[1, 10]"  # logits for 8 characters, or 10 classes
+    language_models = MODEL_FAMILIES["recurrent_lm"]
+    # logits for 8 characters, D's logit on one generated image, or 10 classes
+    output = "[1, 8, 65]" if name in language_models else "[1, 1]" if name in MODEL_FAMILIES["gan"] else "[1, 10]"
     assert rc == 0 and out.splitlines()[0] == name and output in out and flops_per_example(out) > 0
 
 

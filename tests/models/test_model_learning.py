@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from archzoo.data.images import load_idx_split
-from archzoo.models import create_model, list_models
+from archzoo.models import create_model
 from archzoo.tasks.classification import normalise
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
-from helpers import small_run_overrides
+from helpers import MODEL_FAMILIES, small_run_overrides
 
 MAX_STEPS = 150
 
@@ -27,7 +27,7 @@ def one_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if not n.endswith("_lm")])
+@pytest.mark.parametrize("name", MODEL_FAMILIES["image_classifier"])
 def test_overfits_one_batch_of_real_digits(name: str, one_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
     x, y = one_batch
     torch.manual_seed(0)

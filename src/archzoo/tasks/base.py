@@ -77,6 +77,21 @@ class Task:
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         raise NotImplementedError
 
+    def optimizer_phases(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        """The phases of one training step, in order: a name and the module whose parameters that
+        phase's own optimizer updates. Default: one phase over the whole model; a GAN has two, the
+        discriminator's then the generator's. The trainer runs each phase on the step's batches
+        (``phase_loss``, backward, clip, optimizer step) before the next one starts."""
+        return [("model", model)]
+
+    def phase_loss(self, phase: str, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The loss of one phase on one batch; with the default single phase, ``loss``."""
+        return self.loss(model, batch)
+
+    def after_evaluation(self, model: nn.Module, out_dir: Path, step: int, epoch: int) -> None:
+        """Called by the main process after each validation, before the checkpoint is saved (a GAN
+        draws its fixed-noise sample grid here). Default: nothing."""
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         raise NotImplementedError

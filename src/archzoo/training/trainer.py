@@ -99,11 +99,16 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * tc.epochs
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
-        self.optimizer = build_optimizer(self.model, tc, fused=self.device.type == "cuda")
+        # one optimizer (and schedule) per phase of a step: one for most tasks, two for a GAN
+        self.phases: list[tuple[str, nn.Module]] = self.task.optimizer_phases(self.model)
+        if self.dist.enabled and len(self.phases) > 1:
+            raise UserError(f"the {cfg.task} task trains {len(self.phases)} networks with their own optimizers, "
+                            "which distributed training does not support yet; run it in one process")
+        self.optimizers = [build_optimizer(module, tc, fused=self.device.type == "cuda") for _, module in self.phases]
         # the schedule's length is fixed when a run starts; a resume with another --max-steps only
         # moves the stopping point, so cosine and one-cycle continue exactly
         self.schedule_steps = self.total_steps
-        self.scheduler = build_scheduler(self.optimizer, tc, self.schedule_steps, self.steps_per_epoch)
+        self.schedulers = self._build_schedulers()
         self.step = 0
         self.best: dict[str, Any] | None = None
         self.evals_without_improvement = 0
@@ -115,6 +120,25 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer of the first (for most tasks the only) phase."""
+        return self.optimizers[0]
+
+    def _build_schedulers(self) -> list[torch.optim.lr_scheduler.LambdaLR]:
+        return [build_scheduler(o, self.cfg.train, self.schedule_steps, self.steps_per_epoch) for o in self.optimizers]
+
+    def _phase_states(self, items: list[Any]) -> Any:
+        """State dicts of the phases' optimizers or schedulers: one, as single-optimizer runs have always
+        stored it, or a table by phase name."""
+        states = {name: item.state_dict() for (name, _), item in zip(self.phases, items, strict=True)}
+        return states if len(states) > 1 else next(iter(states.values()))
+
+    def _load_phase_states(self, items: list[Any], saved: Any) -> None:
+        table = saved if len(self.phases) > 1 else {self.phases[0][0]: saved}
+        for (name, _), item in zip(self.phases, items, strict=True):
+            item.load_state_dict(table[name])
 
     # -- checkpoints -------------------------------------------------------------------------
     def _load_state(self) -> None:
@@ -135,9 +159,9 @@ class Trainer:
             if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
                 # rebuilt before the optimizer state loads, which restores the learning rates
                 self.schedule_steps = state["schedule_steps"]
-                self.scheduler = build_scheduler(self.optimizer, self.cfg.train, self.schedule_steps, self.steps_per_epoch)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
+                self.schedulers = self._build_schedulers()
+            self._load_phase_states(self.optimizers, state["optimizer"])
+            self._load_phase_states(self.schedulers, state["scheduler"])
             self.step, self.best = state["step"], state["best"]
             self.evals_without_improvement = state["evals_without_improvement"]
             self.train_seconds = state["train_seconds"]
@@ -155,7 +179,7 @@ class Trainer:
         config = to_dict(self.cfg)
         checkpoint.save_weights(self.model, self.run_dir / "model.safetensors", config, self.step)
         checkpoint.save_state({
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "optimizer": self._phase_states(self.optimizers), "scheduler": self._phase_states(self.schedulers),
             "step": self.step, "best": self.best, "evals_without_improvement": self.evals_without_improvement,
             "train_seconds": self.train_seconds, "schedule_steps": self.schedule_steps, "rng": rng_state(),
             "task": self.task.state_dict(),
@@ -182,6 +206,9 @@ class Trainer:
         if any(isinstance(v, float) and not math.isfinite(v) for v in metrics.values()):
             raise self._diverged(metrics.get("loss", float("nan")))
         logger.log({"step": self.step, "epoch": epoch, "split": "val", **metrics})
+        if self.dist.is_main:
+            self.task.after_evaluation(self.model, self.run_dir, self.step, epoch)
+            self.model.train()
         if has_val:
             improved = self.best is None or self.task.is_better(metrics, self.best)
             if improved:
@@ -230,7 +257,7 @@ class Trainer:
         micro = tc.batch_size // accum
         per_rank = micro // ranks
         order, order_epoch = None, -1
-        window_loss = torch.zeros((), device=self.device)
+        window_loss = torch.zeros(len(self.phases), device=self.device)  # summed loss of each phase
         window_steps, window_start = 0, time.perf_counter()
         self.model.train()
 
@@ -251,29 +278,36 @@ class Trainer:
                 # of each rank takes its slice of it, so accum_steps and the number of ranks change
                 # how the step is computed, never what it computes
                 seed = step_seed(tc.seed, self.step)
-                self.optimizer.zero_grad(set_to_none=True)
-                for a in range(accum):
-                    shard = slice(a * micro + rank * per_rank, a * micro + (rank + 1) * per_rank)
-                    batch = self.task.train_batch(batch_indices, shard, seed)
-                    if tc.channels_last:
-                        batch = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
-                                      for t in batch)
-                    sync = (self.train_model.no_sync() if self.dist.enabled and a < accum - 1
-                            else contextlib.nullcontext())
-                    with sync:
-                        with autocast_ctx:
-                            loss = self.task.loss(self.train_model, batch)
-                        (loss / accum if accum > 1 else loss).backward()
-                    window_loss += loss.detach()
-                if tc.clip_grad_norm:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad_norm)
-                lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
-                self.optimizer.step()
-                self.scheduler.step()
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
+                batches: list[tuple[torch.Tensor, ...]] = []  # later phases reuse the first phase's batches
+                for p, ((phase, module), optimizer) in enumerate(zip(self.phases, self.optimizers, strict=True)):
+                    optimizer.zero_grad(set_to_none=True)
+                    for a in range(accum):
+                        if p == 0:
+                            shard = slice(a * micro + rank * per_rank, a * micro + (rank + 1) * per_rank)
+                            batch = self.task.train_batch(batch_indices, shard, seed)
+                            if tc.channels_last:
+                                batch = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+                                              for t in batch)
+                            if len(self.phases) > 1:
+                                batches.append(batch)
+                        else:
+                            batch = batches[a]
+                        sync = (self.train_model.no_sync() if self.dist.enabled and a < accum - 1
+                                else contextlib.nullcontext())
+                        with sync:
+                            with autocast_ctx:
+                                loss = self.task.phase_loss(phase, self.train_model, batch)
+                            (loss / accum if accum > 1 else loss).backward()
+                        window_loss[p] += loss.detach()
+                    if tc.clip_grad_norm:
+                        nn.utils.clip_grad_norm_(module.parameters(), tc.clip_grad_norm)
+                    optimizer.step()
+                    self.schedulers[p].step()
                 self.step += 1
                 window_steps += 1
                 if dry_run:
-                    value = mean_over_ranks(window_loss, self.dist).item() / accum
+                    value = mean_over_ranks(window_loss.sum(), self.dist).item() / accum
                     if not math.isfinite(value):
                         raise self._diverged(value)
                     return TrainResult(self.run_dir, "dry_run", self.step, 0.0, test={"train_loss": value})
@@ -292,12 +326,15 @@ class Trainer:
                 due_eval = (self.step % tc.eval_every_steps == 0 if tc.eval_every_steps
                             else end_of_epoch and (self.step // self.steps_per_epoch) % tc.eval_every_epochs == 0)
                 if self.step % tc.log_every_steps == 0 or due_eval or stopping:
-                    value = mean_over_ranks(window_loss, self.dist).item() / (window_steps * accum)
+                    values = [v / (window_steps * accum) for v in mean_over_ranks(window_loss, self.dist).tolist()]
+                    value = sum(values)
                     if not math.isfinite(value):
                         raise self._diverged(value)
                     now = time.perf_counter()
                     rate = window_steps * tc.batch_size / (now - window_start)
-                    logger.log({"step": self.step, "epoch": epoch, "split": "train", "loss": value,
+                    phase_losses = {f"{name}_loss": v for (name, _), v in zip(self.phases, values, strict=True)
+                                    } if len(self.phases) > 1 else {}
+                    logger.log({"step": self.step, "epoch": epoch, "split": "train", "loss": value, **phase_losses,
                                 "lr": lr, "samples_per_s": rate})
                     bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:,.0f}", refresh=False)
                     window_loss.zero_()

@@ -71,15 +71,17 @@ def plot_confusion(confusion: torch.Tensor, classes: Sequence[str], path: Path) 
     return path
 
 
-def plot_image_grid(images: torch.Tensor, titles: Sequence[str], path: Path, suptitle: str = "") -> Path:
-    """Images (N, C, H, W) in [0, 1] on a square-ish grid (8 columns at most) with a title above each.
+def plot_image_grid(images: torch.Tensor, titles: Sequence[str], path: Path, suptitle: str = "",
+                    columns: int = 8) -> Path:
+    """Images (N, C, H, W) in [0, 1] on a grid of ``columns`` columns at most with a title above each
+    (one row of N columns is a strip).
 
     The grid is one mosaic in a single axes: one ``imshow`` and one text per image. (A subplot per
     image with ``tight_layout`` took seconds per figure, the bulk of a test-set report.)
     """
     plt = _pyplot()
     n = len(images)
-    cols = min(8, max(1, n))
+    cols = min(columns, max(1, n))
     rows = max(1, math.ceil(n / cols))
     c, h, w = tuple(images.shape[1:]) if n else (1, 28, 28)
     gap, band = max(1, w // 8), max(4, round(h * 0.3))  # between columns; room for a title above each image

@@ -1,0 +1,136 @@
+"""Contract of the GAN family (models/gan.py): generator and discriminator shapes, gradients to every
+parameter, save/load, the DCGAN architecture guidelines, and one-line errors for bad labels and sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from archzoo.config import to_dict
+from archzoo.errors import UserError
+from archzoo.models import create_model, list_models
+from archzoo.models.gan import GAN
+from archzoo.training.checkpoint import load_model, save_weights
+from archzoo.training.config import resolve_config
+from helpers import MODEL_FAMILIES
+
+GANS = MODEL_FAMILIES["gan"]
+SIZES = [{}, {"in_channels": 3, "image_size": 32}]
+
+
+def test_the_family_is_every_registered_gan() -> None:
+    assert [name for name in list_models() if isinstance(create_model(name), GAN)] == GANS
+
+
+@pytest.mark.parametrize("kwargs", SIZES, ids=["mnist", "rgb32"])
+@pytest.mark.parametrize("name", GANS)
+def test_generator_and_discriminator_shapes(name: str, kwargs: dict) -> None:
+    model = create_model(name, **kwargs).eval()
+    c, s = kwargs.get("in_channels", 1), kwargs.get("image_size", 28)
+    for batch_size in (1, 5):
+        inputs = model.example_inputs(batch_size)
+        z, y = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        assert z.shape == (batch_size, 100)
+        with torch.no_grad():
+            images = model.generator(z, y)
+            assert images.shape == (batch_size, c, s, s) and images.dtype == torch.float32
+            assert images.abs().max() <= 1.0  # tanh: the range the data is scaled to
+            logits = model.discriminator(images, y)
+            assert logits.shape == (batch_size, 1) and torch.isfinite(logits).all()
+            assert torch.equal(model(*inputs), logits)  # forward is D(G(z)), the generator's loss graph
+            assert not torch.equal(model.generator(z + 1.0, y), images)  # the noise matters
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    model = create_model(name).train()
+    out = model(*model.example_inputs(8))
+    (out * torch.randn_like(out)).sum().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, f"{name}.{pname}"
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_save_then_load_gives_identical_outputs(name: str, tmp_path: Path) -> None:
+    cfg = resolve_config(None, ["task='image_generation'", f"model.name={name!r}"])
+    torch.manual_seed(1)
+    model = create_model(name, **cfg.model.args).eval()
+    save_weights(model, tmp_path / "model.safetensors", to_dict(cfg), step=3)
+    loaded, loaded_cfg = load_model(tmp_path)
+    assert loaded_cfg == cfg and type(loaded) is GAN
+    inputs = model.example_inputs(4)
+    with torch.no_grad():
+        assert torch.equal(loaded(*inputs), model(*inputs))
+        assert torch.equal(loaded.generator(*inputs), model.generator(*inputs))
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert {k.split(".")[0] for k in model.state_dict()} == {"generator", "discriminator"}  # both nets, one file
+
+
+@pytest.mark.parametrize(("image_size", "up"), [(28, 2), (32, 3)])
+def test_dcgan_follows_the_architecture_guidelines(image_size: int, up: int) -> None:
+    """Radford et al. 2015, Sec. 3: strided convolutions and fractionally strided ones instead of pooling,
+    batch norm in both networks except G's output and D's input, ReLU in G (tanh out), LeakyReLU in D."""
+    model = create_model("dcgan", image_size=image_size)
+    g, d = model.generator, model.discriminator
+    assert not any(isinstance(m, nn.MaxPool2d | nn.AvgPool2d | nn.AdaptiveAvgPool2d) for m in model.modules())
+    transposed = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert len(transposed) == len(convs) == up and all(m.stride == (2, 2) for m in transposed + convs)
+    assert isinstance(g.net[-1], nn.Tanh) and not isinstance(g.net[-2], nn.BatchNorm2d)
+    assert isinstance(d.net[1], nn.LeakyReLU) and d.net[1].negative_slope == 0.2  # no batch norm on D's input
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == up - 1
+    assert sum(isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) for m in g.modules()) == up
+    assert any(isinstance(m, nn.ReLU) for m in g.modules()) and not any(isinstance(m, nn.LeakyReLU) for m in g.modules())
+    # the paper's initialisation: N(0, 0.02)
+    weights = torch.cat([m.weight.flatten() for m in transposed + convs])
+    assert abs(weights.std().item() - 0.02) < 0.002
+
+
+def test_dcgan_parameter_count() -> None:
+    # G: project 100 -> 128*7*7 (no bias) + BN; convT 128->64 4x4 (no bias) + BN; convT 64->1 4x4 + bias
+    g = 100 * 6272 + 2 * 6272 + 128 * 64 * 16 + 2 * 64 + 64 * 16 + 1
+    # D: conv 1->64 4x4 + bias; conv 64->128 4x4 (no bias) + BN; linear 128*7*7 -> 1
+    d = 16 * 64 + 64 + 64 * 128 * 16 + 2 * 128 + 6272 + 1
+    model = create_model("dcgan")
+    assert sum(p.numel() for p in model.generator.parameters()) == g
+    assert sum(p.numel() for p in model.discriminator.parameters()) == d
+
+
+def test_conditional_models_use_the_class() -> None:
+    for model in (create_model("cgan").eval(), create_model("dcgan", num_classes=10).eval()):
+        z = torch.randn(2, 100)
+        with torch.no_grad():
+            assert not torch.equal(model.generator(z, torch.tensor([3, 3])), model.generator(z, torch.tensor([4, 4])))
+
+
+@pytest.mark.parametrize(("name", "kwargs", "labels", "message"), [
+    ("dcgan", {}, torch.tensor([1, 2]), "unconditional"),
+    ("cgan", {}, None, "needs one class index per sample"),
+    ("cgan", {}, torch.tensor([3, 10]), "class index out of range: the model knows classes 0..9"),
+    ("cgan", {}, torch.tensor([-1, 0]), "out of range"),
+])
+def test_bad_labels_are_one_line_errors(name: str, kwargs: dict, labels: torch.Tensor | None, message: str) -> None:
+    model = create_model(name, **kwargs)
+    with pytest.raises(UserError, match=message) as excinfo:
+        model(torch.randn(2, 100), labels)
+    assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "message"), [
+    ("dcgan", {"image_size": 30}, "power of two"),
+    ("dcgan", {"channels": 0}, "channels"),
+    ("cgan", {"num_classes": 1}, "num_classes >= 2"),
+    ("gan_mlp", {"latent_dim": 0}, "latent_dim >= 1"),
+    ("gan_mlp", {"dropout": 1.0}, "dropout"),
+])
+def test_bad_builder_arguments_are_one_line_errors(name: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        create_model(name, **kwargs)
+
+
+def test_wrong_noise_shape_is_a_one_line_error() -> None:
+    with pytest.raises(UserError, match=r"expects noise of shape \(B, 100\)"):
+        create_model("gan_mlp")(torch.randn(2, 64))
