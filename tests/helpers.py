@@ -13,10 +13,22 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # registry tests check that the union is exactly what is registered, so no new model slips past them.
 MODEL_FAMILIES: dict[str, list[str]] = {
     "gan": ["cgan", "dcgan", "gan_mlp"],
-    "image_classifier": ["lenet5", "mlp", "simple_cnn"],
+    "image_classifier": ["alexnet", "densenet_bc", "googlenet", "lenet5", "mlp", "plain20", "plain56", "resnet18",
+                         "resnet20", "resnet56", "simple_cnn", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn"],
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
 }
 REGISTERED_MODELS = sorted(name for names in MODEL_FAMILIES.values() for name in names)
+
+# Models whose generic tests take seconds each on 2 cores; the fast suite covers their code through smaller
+# siblings (resnet20/plain20 for the 56-layer nets, vgg11/vgg11_bn for vgg16) or through the small
+# configurations of tests/models/test_cnn.py (densenet_bc, googlenet, option-B shortcuts), and `-m slow`
+# runs the generic tests on them too.
+SLOW_MODELS = {"densenet_bc", "googlenet", "plain56", "resnet18", "resnet56", "vgg16", "vgg16_bn"}
+
+
+def model_params(names: list[str]) -> list:
+    """``names`` for ``pytest.mark.parametrize``, the ones in SLOW_MODELS marked slow."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n for n in names]
 
 needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist not staged")
 

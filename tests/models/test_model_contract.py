@@ -16,9 +16,10 @@ from archzoo.models import create_model, list_models
 from archzoo.models.base import ImageClassifier
 from archzoo.training.checkpoint import load_model, save_weights
 from archzoo.training.config import resolve_config
-from helpers import MODEL_FAMILIES, REGISTERED_MODELS
+from helpers import MODEL_FAMILIES, REGISTERED_MODELS, model_params
 
 ALL = [name for name in list_models() if isinstance(create_model(name), ImageClassifier)]
+PARAMS = model_params(ALL)
 VARIANTS = [{}, {"in_channels": 3, "image_size": 32}, {"num_classes": 7}]
 
 
@@ -33,7 +34,7 @@ def test_the_registry_holds_the_documented_models() -> None:
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS, ids=["mnist", "rgb32", "7classes"])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PARAMS)
 def test_output_shape_and_finite(name: str, kwargs: dict) -> None:
     model = create_model(name, **kwargs).eval()
     c, s, k = kwargs.get("in_channels", 1), kwargs.get("image_size", 28), kwargs.get("num_classes", 10)
@@ -50,7 +51,7 @@ def test_output_shape_and_finite(name: str, kwargs: dict) -> None:
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS[:2], ids=["mnist", "rgb32"])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PARAMS)
 def test_every_parameter_gets_a_gradient(name: str, kwargs: dict) -> None:
     model = create_model(name, **kwargs).train()
     (x,) = model.example_inputs(8)
@@ -65,7 +66,7 @@ def test_every_parameter_gets_a_gradient(name: str, kwargs: dict) -> None:
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS[:2], ids=["mnist", "rgb32"])
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PARAMS)
 def test_save_then_load_model_gives_identical_outputs(name: str, kwargs: dict, tmp_path: Path) -> None:
     overrides = [f"model.name={name!r}"] + [f"model.args.{k}={v}" for k, v in kwargs.items()]
     cfg = resolve_config(None, overrides)
@@ -81,7 +82,7 @@ def test_save_then_load_model_gives_identical_outputs(name: str, kwargs: dict, t
         assert torch.equal(loaded.state_dict()[key], value), key
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PARAMS)
 def test_state_dict_loads_strictly_and_only_strictly(name: str) -> None:
     torch.manual_seed(1)
     a = create_model(name).eval()
@@ -104,7 +105,7 @@ def test_state_dict_loads_strictly_and_only_strictly(name: str) -> None:
         create_model(name, in_channels=3, image_size=32).load_state_dict(state, strict=True)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PARAMS)
 def test_wrong_input_shape_is_a_one_line_error(name: str) -> None:
     model = create_model(name)
     for bad in (torch.rand(2, 3, 28, 28), torch.rand(2, 1, 32, 32), torch.rand(1, 28, 28)):

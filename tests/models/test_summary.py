@@ -7,6 +7,7 @@ import torch
 
 from archzoo.models import create_model, list_models
 from archzoo.models.summary import format_table, summarize
+from helpers import model_params
 
 
 def test_simple_cnn_rows_match_hand_counts() -> None:
@@ -26,7 +27,7 @@ def test_simple_cnn_rows_match_hand_counts() -> None:
     assert sum(r.params for r in rows.values()) == 421_642
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 def test_summary_covers_every_parameter_and_restores_the_model(name: str) -> None:
     model = create_model(name).train()
     rows = summarize(model)

@@ -1,4 +1,8 @@
-"""Convolutional image classifiers: the classic small CNN and LeNet-5."""
+"""Convolutional image classifiers: the classic small CNN and LeNet-5.
+
+Built from archzoo's layers (torch.nn's parameter names and initialisation), so ``use_impl("reference")``
+runs them through the reference convolutions and pooling; the other CNNs live in alexnet.py, vgg.py,
+googlenet.py, resnet.py and densenet.py."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import torch
 from torch import nn
 
 from archzoo.errors import UserError
+from archzoo.layers import AvgPool2d, Conv2d, Dropout, Linear, MaxPool2d
 from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 
@@ -28,13 +33,13 @@ class SimpleCNN(ImageClassifier):
         check_dropout("simple_cnn", dropout)
         c1, c2 = channels
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(inplace=True), MaxPool2d(2),
+            Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c2 * (image_size // 4) ** 2, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+            Linear(c2 * (image_size // 4) ** 2, hidden), nn.ReLU(inplace=True), Dropout(dropout),
+            Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +64,7 @@ class LeNet5(ImageClassifier):
     def __init__(self, in_channels: int, image_size: int, num_classes: int, activation: str, pool: str):
         super().__init__(in_channels, image_size, num_classes)
         acts = {"tanh": nn.Tanh, "relu": nn.ReLU}
-        pools = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+        pools = {"avg": AvgPool2d, "max": MaxPool2d}
         if activation not in acts or pool not in pools:
             raise UserError(f"lenet5 takes activation in {sorted(acts)} and pool in {sorted(pools)}, "
                             f"got {activation!r}, {pool!r}")
@@ -69,14 +74,14 @@ class LeNet5(ImageClassifier):
             raise UserError(f"lenet5 needs images of at least 12x12, got {image_size}")
         act, subsample = acts[activation], pools[pool]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=pad), act(), subsample(2),
-            nn.Conv2d(6, 16, 5), act(), subsample(2),
+            Conv2d(in_channels, 6, 5, padding=pad), act(), subsample(2),
+            Conv2d(6, 16, 5), act(), subsample(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(16 * side * side, 120), act(),
-            nn.Linear(120, 84), act(),
-            nn.Linear(84, num_classes),
+            Linear(16 * side * side, 120), act(),
+            Linear(120, 84), act(),
+            Linear(84, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

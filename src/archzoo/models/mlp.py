@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from archzoo.layers import Dropout, Linear
 from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 
@@ -26,8 +27,8 @@ class MLP(ImageClassifier):
         widths = [in_channels * image_size * image_size, *hidden_sizes]
         layers: list[nn.Module] = [nn.Flatten()]
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-        layers.append(nn.Linear(widths[-1], num_classes))
+            layers += [Linear(fan_in, fan_out), nn.ReLU(inplace=True), Dropout(dropout)]
+        layers.append(Linear(widths[-1], num_classes))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
