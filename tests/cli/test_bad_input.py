@@ -86,7 +86,7 @@ INVALID_VALUES = {
     "max-steps-negative": (["train", "--max-steps", "-1", "--dry-run"], "max_steps"),
     "max-steps-text": (["train", "--max-steps", "ten"], "invalid int value: 'ten'"),
     "device": (["train", "--device", "tpu", "--dry-run"], "--device must be auto, cpu or cuda"),
-    "augment": (["train", "--set", "data.augment='flip'"], "data.augment must be one of none, shift"),
+    "augment": (["train", "--set", "data.augment='rotate'"], "data.augment must be 'none' or some of shift, crop"),
     "optimizer": (["train", "--set", "train.optimizer='adamm'"], "train.optimizer must be one of"),
     "dropout": (["train", "--set", "model.dropout=1.5", "--dry-run", *SMALL], "dropout must be in [0, 1)"),
     "val-size": (["train", "--dry-run", *SMALL, "--set", "data.val_size=10000"], "leaves no training data"),

@@ -123,7 +123,9 @@ def test_val_split_is_fixed_by_val_seed(task: ImageClassification) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [
-    ({"augment": "flip"}, "data.augment must be one of none, shift"),
+    ({"augment": "rotate"}, "data.augment must be 'none' or some of shift, crop, flip, cutout"),
+    ({"augment": "crop+mixup"}, "got 'crop+mixup'"),
+    ({"cutout_size": -1}, "must be >= 0"),
     ({"val_size": -1}, "must be >= 0"),
     ({"shift_pixels": -2}, "must be >= 0"),
     ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),

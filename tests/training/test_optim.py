@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from archzoo.errors import UserError
 from archzoo.models import create_model
 from archzoo.training import checkpoint
 from archzoo.training.config import TrainConfig, resolve_config
@@ -69,6 +70,21 @@ def test_step_and_constant_schedules() -> None:
     assert got[:20] == [1.0] * 20 and got[20:40] == [0.5] * 20 and got[40:50] == [0.25] * 10
     constant = TrainConfig(lr=0.3, warmup_steps=3)
     assert lrs(constant, 6) == pytest.approx([0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3])
+
+
+def test_multistep_matches_torch_multisteplr() -> None:
+    """He et al. 2015's CIFAR schedule: lr / 10 at 32k and 48k iterations (here scaled down to 32 and 48)."""
+    cfg = TrainConfig(lr=0.1, schedule="multistep", milestones=(32, 48), gamma=0.1)
+    param = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.1)
+    theirs = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[32, 48], gamma=0.1)
+    for step in range(64):
+        assert lr_factor(step, cfg, 64, 10) * 0.1 == pytest.approx(theirs.get_last_lr()[0], rel=1e-12), step
+        opt.step()
+        theirs.step()
+    for bad in ((), (48, 32), (0, 10), (5, 5)):
+        with pytest.raises(UserError, match="train.milestones"):
+            TrainConfig(schedule="multistep", milestones=bad)
 
 
 # -------------------------------------------------------------------------- parameter groups

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     top = min(args.top, len(classes))
     c, size, _ = model.input_shape
     batch = torch.stack([load_user_image(path, c, size) for path in args.images])
-    x = normalise(batch * 255.0, float(spec.meta["mean"]), float(spec.meta["std"]))
+    x = normalise(batch * 255.0, spec.meta["mean"], spec.meta["std"])  # type: ignore[arg-type]
     with torch.no_grad():
         probs = model(x).float().softmax(-1)
     for path, p in zip(args.images, probs, strict=True):

@@ -44,6 +44,20 @@ def load_idx_split(dataset: str, split: str, data_dir: str | Path | None = None)
     return ImageSplit(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 
+def load_image_split(dataset: str, split: str, data_dir: str | Path | None = None) -> ImageSplit:
+    """Read one split (train or test) of any catalogued image dataset, by its format (IDX or CIFAR binary)."""
+    spec = DATASETS.get(dataset)
+    if spec.meta.get("format") != "cifar10-binary":
+        return load_idx_split(dataset, split, data_dir)
+    from archzoo.data.cifar import read_cifar_archive
+
+    if split not in ("train", "test"):
+        raise UserError(f"unknown split {split!r} for {dataset!r}; choose train or test")
+    archive = str(spec.meta["archive"])
+    images, labels = read_cifar_archive(locate(spec, data_dir, [archive])[archive], split)
+    return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels))
+
+
 def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
     """Load any image file as a (channels, size, size) float tensor in [0, 1], MNIST-style.
 

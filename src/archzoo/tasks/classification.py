@@ -11,13 +11,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.data.images import load_idx_split
+from archzoo.data.images import load_image_split
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
 from archzoo.tasks.base import Task, register_task
 
-AUGMENTATIONS = ("none", "shift")
+# Batched, seeded augmentations, applied in this order; ``data.augment`` joins any of them with "+"
+# ("crop+flip"), or is "none". "shift" and "crop" name one op: a random crop of the image zero-padded
+# (black) by ``shift_pixels`` on each side, i.e. a translation by up to that many pixels.
+AUGMENTATIONS = ("shift", "crop", "flip", "cutout")
+
+
+def augment_parts(augment: str) -> set[str]:
+    """The set of augmentations ``augment`` names ("none" -> empty); unknown names raise one line."""
+    parts = set() if augment == "none" else set(augment.split("+"))
+    bad = sorted(parts - set(AUGMENTATIONS))
+    if bad:
+        raise UserError(f"data.augment must be 'none' or some of {', '.join(AUGMENTATIONS)} joined by '+' "
+                        f"(e.g. 'crop+flip'), got {augment!r}")
+    return parts
 
 
 @dataclass(frozen=True)
@@ -25,21 +38,31 @@ class ClassificationConfig:
     dataset: str = "mnist"
     val_size: int = 5000  # carved from train with ``val_seed``; 0 evaluates on nothing but test
     val_seed: int = 0
-    augment: str = "none"  # none | shift: random translation by up to ``shift_pixels``
-    shift_pixels: int = 2
+    augment: str = "none"  # none, or shift|crop (random crop with padding), flip, cutout joined by "+"
+    shift_pixels: int = 2  # the crop's padding: translations by up to this many pixels
+    cutout_size: int = 8  # side of the square cutout zeroes (DeVries & Taylor 2017)
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.augment not in AUGMENTATIONS:
-            raise UserError(f"data.augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
-        if self.val_size < 0 or self.shift_pixels < 0:
-            raise UserError("data.val_size and data.shift_pixels must be >= 0")
+        augment_parts(self.augment)
+        if self.val_size < 0 or self.shift_pixels < 0 or self.cutout_size < 0:
+            raise UserError("data.val_size, data.shift_pixels and data.cutout_size must be >= 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"data.label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 images -> float32, scaled to [0, 1] then standardised with the dataset's statistics."""
+def channel_stats(value: float | list[float]) -> float | torch.Tensor:
+    """A dataset's mean or std: a float for greyscale, a (C, 1, 1) tensor for per-channel statistics."""
+    return float(value) if isinstance(value, int | float) else torch.tensor(value, dtype=torch.float32).view(-1, 1, 1)
+
+
+def normalise(images: torch.Tensor, mean: float | list[float] | torch.Tensor,
+              std: float | list[float] | torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32, scaled to [0, 1] then standardised with the dataset's (per-channel) statistics."""
+    if isinstance(mean, list):
+        mean, std = channel_stats(mean), channel_stats(std)
+    if isinstance(mean, torch.Tensor):
+        mean, std = mean.to(images.device), std.to(images.device)  # type: ignore[union-attr]
     return (images.float() / 255.0 - mean) / std
 
 
@@ -56,16 +79,42 @@ def draw_shifts(batch_size: int, max_shift: int, generator: torch.Generator) -> 
     return torch.randint(0, 2 * max_shift + 1, (2, batch_size), generator=generator)
 
 
-def apply_shift(x: torch.Tensor, offsets: torch.Tensor, max_shift: int, fill: float) -> torch.Tensor:
-    """The gather of ``random_shift`` with given ``offsets`` (2, B) from ``draw_shifts``."""
+def apply_shift(x: torch.Tensor, offsets: torch.Tensor, max_shift: int, fill: float | torch.Tensor) -> torch.Tensor:
+    """The gather of ``random_shift`` with given ``offsets`` (2, B) from ``draw_shifts``; ``fill`` is a number
+    or a per-channel (C, 1, 1) tensor."""
     b, _, h, w = x.shape
     offsets = offsets.to(x.device)
-    padded = F.pad(x, (max_shift,) * 4, value=fill)
+    if isinstance(fill, torch.Tensor):
+        padded = fill.to(x.device, x.dtype).expand(b, -1, h + 2 * max_shift, w + 2 * max_shift).clone()
+        padded[:, :, max_shift:max_shift + h, max_shift:max_shift + w] = x
+    else:
+        padded = F.pad(x, (max_shift,) * 4, value=fill)
     rows = (torch.arange(h, device=x.device) + offsets[0, :, None])[:, None, :, None]
     cols = (torch.arange(w, device=x.device) + offsets[1, :, None])[:, None, None, :]
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, channel, rows, cols]
+
+
+def apply_flip(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose entry of ``flips`` (B,) is True (Krizhevsky et al. 2012, Sec. 4.1)."""
+    return torch.where(flips.to(x.device)[:, None, None, None], x.flip(3), x)
+
+
+def apply_cutout(x: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero a size x size square centred at each image's (row, column) in ``centres`` (2, B); squares may
+    hang over the border. Zero is the dataset mean after normalisation.
+
+    Reference: DeVries & Taylor 2017, "Improved Regularization of Convolutional Neural Networks with
+        Cutout", arXiv:1708.04552, Sec. 3.
+    """
+    h, w = x.shape[-2:]
+    centres = centres.to(x.device)
+    top, left = centres[0] - size // 2, centres[1] - size // 2
+    rows = torch.arange(h, device=x.device)[None, :] - top[:, None]  # (B, H)
+    cols = torch.arange(w, device=x.device)[None, :] - left[:, None]
+    hole = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    return x.masked_fill(hole[:, None], 0.0)
 
 
 @register_task("classification")
@@ -78,7 +127,9 @@ class ImageClassification(Task):
         super().__init__(cfg, data_dir)
         spec = DATASETS.get(cfg.dataset)
         self.classes: list[str] = list(spec.meta["classes"])  # type: ignore[arg-type]
-        self.mean, self.std = float(spec.meta["mean"]), float(spec.meta["std"])  # type: ignore[arg-type]
+        self.mean = channel_stats(spec.meta["mean"])  # type: ignore[arg-type]
+        self.std = channel_stats(spec.meta["std"])  # type: ignore[arg-type]
+        self.augmentations = augment_parts(cfg.augment)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.device = torch.device("cpu")
         self._image_shape: tuple[int, ...] | None = None
@@ -87,11 +138,11 @@ class ImageClassification(Task):
         """Read a split on first use: ``archzoo eval`` needs only the test images, training all but them."""
         cfg = self.cfg
         if name == "test":
-            test = load_idx_split(cfg.dataset, "test", self.data_dir)
+            test = load_image_split(cfg.dataset, "test", self.data_dir)
             self._splits["test"] = (normalise(test.images, self.mean, self.std).to(self.device),
                                     test.labels.to(self.device))
             return
-        train = load_idx_split(cfg.dataset, "train", self.data_dir)
+        train = load_image_split(cfg.dataset, "train", self.data_dir)
         if cfg.val_size >= len(train):
             raise UserError(f"data.val_size={cfg.val_size} leaves no training data ({len(train)} images)")
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.val_seed))
@@ -138,10 +189,22 @@ class ImageClassification(Task):
         x_all, y_all = self.split("train")
         mine = indices.to(self.device)[shard]
         x = x_all[mine]
-        if self.cfg.augment == "shift" and self.cfg.shift_pixels:
-            # offsets are drawn for the whole global batch so every rank applies its slice of the same draw
-            offsets = draw_shifts(len(indices), self.cfg.shift_pixels, torch.Generator().manual_seed(seed))
-            x = apply_shift(x, offsets[:, shard], self.cfg.shift_pixels, -self.mean / self.std)
+        cfg, parts = self.cfg, self.augmentations
+        if not parts:
+            return x, y_all[mine]
+        # every draw is for the whole global batch, in a fixed order, so every rank applies its slice of
+        # the same draw and a resumed run repeats it exactly
+        generator = torch.Generator().manual_seed(seed)
+        if parts & {"shift", "crop"} and cfg.shift_pixels:
+            offsets = draw_shifts(len(indices), cfg.shift_pixels, generator)
+            x = apply_shift(x, offsets[:, shard], cfg.shift_pixels, -self.mean / self.std)
+        if "flip" in parts:
+            x = apply_flip(x, (torch.rand(len(indices), generator=generator) < 0.5)[shard])
+        if "cutout" in parts and cfg.cutout_size:
+            h, w = x.shape[-2:]
+            centres = torch.stack([torch.randint(0, h, (len(indices),), generator=generator),
+                                   torch.randint(0, w, (len(indices),), generator=generator)])
+            x = apply_cutout(x, centres[:, shard], cfg.cutout_size)
         return x, y_all[mine]
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -177,7 +240,7 @@ class ImageClassification(Task):
         confusion = torch.bincount(y * k + pred, minlength=k * k).reshape(k, k).cpu()
         per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
         wrong = (pred != y).nonzero().flatten()[:64].cpu()
-        images = (x[wrong].float().cpu() * self.std + self.mean).clamp(0, 1)
+        images = (x[wrong].float().cpu() * self.std + self.mean).clamp(0, 1)  # (per-channel) stats broadcast
         titles = [f"{self.classes[int(y[i])]}→{self.classes[int(pred[i])]}" for i in wrong]
         plot_confusion(confusion, self.classes, out_dir / "confusion.png")
         plot_image_grid(images, titles, out_dir / "misclassified.png", "misclassified test images (true→predicted)")

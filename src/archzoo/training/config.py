@@ -16,7 +16,7 @@ from archzoo.models import MODELS, check_model_args
 from archzoo.tasks import TASKS
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("constant", "cosine", "step", "onecycle")
+SCHEDULES = ("constant", "cosine", "step", "multistep", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -42,10 +42,11 @@ class TrainConfig:
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0  # applied to weights of rank >= 2 only (no decay on biases and norms)
-    schedule: str = "constant"  # constant | cosine (after warmup) | step | onecycle
+    schedule: str = "constant"  # constant | cosine (after warmup) | step | multistep | onecycle
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
     step_every_epochs: int = 1  # step schedule: multiply by gamma every this many epochs
+    milestones: tuple[int, ...] = ()  # multistep schedule: multiply by gamma at each of these optimizer steps
     gamma: float = 0.7
     pct_start: float = 0.25  # onecycle: fraction of steps spent rising
     clip_grad_norm: float = 0.0  # 0: off
@@ -82,6 +83,10 @@ class TrainConfig:
              "train.pct_start must be in (0, 1), train.min_lr_ratio in [0, 1], train.gamma > 0")
         need(self.warmup_steps >= 0 and self.step_every_epochs >= 1 and self.log_every_steps >= 1,
              "train.warmup_steps must be >= 0, train.step_every_epochs and train.log_every_steps >= 1")
+        need(self.schedule != "multistep" or (len(self.milestones) > 0 and all(m > 0 for m in self.milestones)
+                                               and list(self.milestones) == sorted(set(self.milestones))),
+             f"train.schedule='multistep' needs train.milestones, increasing optimizer steps > 0, got "
+             f"{list(self.milestones)}; e.g. --set train.milestones=[32000,48000]")
         need(self.eval_every_steps >= 0 and self.eval_every_epochs >= 1 and self.early_stopping_patience >= 0,
              "train.eval_every_steps and train.early_stopping_patience must be >= 0, train.eval_every_epochs >= 1")
 

@@ -35,7 +35,9 @@ def lr_factor(step: int, cfg: TrainConfig, total_steps: int, steps_per_epoch: in
 
     constant: 1 after linear warmup. cosine: linear warmup, then
     min + (1 - min) * (1 + cos(pi * t)) / 2 with t going 0 -> 1 over the remaining steps (Loshchilov &
-    Hutter 2017, SGDR without restarts). step: gamma ** (epoch // step_every_epochs).
+    Hutter 2017, SGDR without restarts). step: gamma ** (epoch // step_every_epochs). multistep: gamma **
+    (number of milestones <= step), torch's MultiStepLR with milestones in optimizer steps (He et al. 2015
+    divide by 10 at 32k and 48k iterations).
     onecycle: Smith & Topin 2018, cosine rise from lr/25 to lr over pct_start of the steps, then a
     cosine fall to lr/(25 * 1e4) at the last step, exactly as torch.optim.lr_scheduler.OneCycleLR
     (anneal_strategy='cos', three_phase=False, div_factor=25, final_div_factor=1e4; the learning
@@ -59,6 +61,8 @@ def lr_factor(step: int, cfg: TrainConfig, total_steps: int, steps_per_epoch: in
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * (1 + math.cos(math.pi * t)) / 2
     if cfg.schedule == "step":
         return cfg.gamma ** (step // steps_per_epoch // cfg.step_every_epochs)
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(step >= m for m in cfg.milestones)
     return 1.0
 
 
