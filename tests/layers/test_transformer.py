@@ -402,7 +402,7 @@ def test_encoder_without_positions_is_permutation_equivariant_and_rotary_is_not(
 def test_set_impl_reaches_every_sublayer_and_wins_over_the_context(monkeypatch):
     layer = TransformerEncoderLayer(8, 2, 6, dropout=0.0, rotary=True)
     switches = [m for m in layer.modules() if isinstance(m, ImplSwitch)]
-    assert len(switches) == 9  # self_attn and its rotary, linear1, dropout, linear2, norm1, norm2, dropout1, dropout2
+    assert len(switches) == 10  # self_attn, its out_proj and rotary, linear1, dropout, linear2, norm1, norm2, dropout1, dropout2
     set_impl(layer, "reference")
     assert {m.impl for m in switches} == {"reference"} and layer.self_attn.rotary.impl == "reference"
 

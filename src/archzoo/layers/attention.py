@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from archzoo.errors import UserError
 from archzoo.layers.impl import ImplSwitch
+from archzoo.layers.linear import Linear, linear_reference
 from archzoo.layers.masks import attention_mask, causal_mask
 from archzoo.layers.positional import RotaryEmbedding
 
@@ -101,6 +102,10 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
             raise UserError(f"attention dropout must be in [0, 1), got {dropout}")
         super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True, device=device, dtype=dtype)
         self.head_dim = embed_dim // num_heads
+        # the impl switch on torch.nn's out_proj: the same parameters moved into an archzoo Linear
+        # (built on the meta device, so the random stream stays torch.nn's)
+        initialised, self.out_proj = self.out_proj, Linear(embed_dim, embed_dim, bias=bias, device="meta")
+        self.out_proj.weight, self.out_proj.bias = initialised.weight, initialised.bias
         # rotary position embedding of self-attention queries and keys (no parameters)
         self.rotary = RotaryEmbedding(self.head_dim) if rotary else None
         self.impl = impl
@@ -109,9 +114,12 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
                 ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-head queries, keys and values, each (B, H, len, d_k). Self-attention runs one matmul."""
         if key is None or (key is query and (value is None or value is query)):
-            q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).split(self.embed_dim, dim=-1)
+            q, k, v = self._linear(query, self.in_proj_weight, self.in_proj_bias).split(self.embed_dim, dim=-1)
             return self.split_heads(q), self.split_heads(k), self.split_heads(v)
         return (self.project_query(query), *self.project_key_value(key, value))
+
+    def _linear(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return (F.linear if self.resolved_impl() == "fused" else linear_reference)(x, weight, bias)
 
     def _in_proj(self, part: slice) -> tuple[Tensor, Tensor | None]:
         bias = None if self.in_proj_bias is None else self.in_proj_bias[part]
@@ -119,15 +127,15 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
 
     def project_query(self, query: Tensor) -> Tensor:
         """Q W^Q per head: (B, T, D) -> (B, H, T, d_k)."""
-        return self.split_heads(F.linear(query, *self._in_proj(slice(0, self.embed_dim))))
+        return self.split_heads(self._linear(query, *self._in_proj(slice(0, self.embed_dim))))
 
     def project_key_value(self, key: Tensor, value: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """K W^K and V W^V per head, (B, H, S, d_k) each; a decoder projects its memory once with this."""
         D = self.embed_dim
         if value is None or value is key:
-            k, v = F.linear(key, *self._in_proj(slice(D, 3 * D))).split(D, dim=-1)
+            k, v = self._linear(key, *self._in_proj(slice(D, 3 * D))).split(D, dim=-1)
         else:
-            k, v = F.linear(key, *self._in_proj(slice(D, 2 * D))), F.linear(value, *self._in_proj(slice(2 * D, 3 * D)))
+            k, v = self._linear(key, *self._in_proj(slice(D, 2 * D))), self._linear(value, *self._in_proj(slice(2 * D, 3 * D)))
         return self.split_heads(k), self.split_heads(v)
 
     def split_heads(self, x: Tensor) -> Tensor:
