@@ -20,7 +20,9 @@ def test_every_issue_benchmark_is_registered() -> None:
     assert set(BENCHMARKS.names()) == {
         "mnist-simple_cnn", "mnist-lenet5", "mnist-mlp", "mnist-time-to-99", "mnist-throughput",
         "shakespeare-lstm", "shakespeare-gru", "shakespeare-rnn", "names-lstm", "names-gru", "lstm-throughput",
-        "mnist-gans", "fashion-gans"}
+        "mnist-gans", "fashion-gans",
+        "fashion-simple_cnn", "fashion-resnet20", "fashion-resnet18", "mnist-resnet20", "fashion-degradation",
+        "cifar10-resnet20", "cnn-throughput"}
 
 
 @needs_shared_data

@@ -107,3 +107,29 @@ def plot_image_grid(images: torch.Tensor, titles: Sequence[str], path: Path, sup
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_run_comparison(runs: dict[str, Sequence[dict]], path: Path, title: str = "") -> Path:
+    """Several runs' training loss and validation error (1 - accuracy) against optimizer step, one line per
+    run in each of two panels (He et al. 2015, Fig. 6 style); runs named ``plain*`` are drawn dashed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, records in runs.items():
+        style = "--" if name.startswith("plain") else "-"
+        train = [(r["step"], r["loss"]) for r in records if r.get("split", "train") == "train" and "loss" in r]
+        val = [(r["step"], 1 - r["accuracy"]) for r in records if r.get("split") == "val" and "accuracy" in r]
+        for ax, points in zip(axes, (train, val), strict=True):
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=name, lw=1.2)
+    for ax, label in zip(axes, ("training loss", "validation error"), strict=True):
+        ax.set_xlabel("step")
+        ax.set_title(label)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
