@@ -71,15 +71,17 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
 
 
 def format_table(model_name: str, rows: list[LayerRow], total_params: int) -> str:
-    header = f"{'layer':<24} {'type':<12} {'output shape':<20} {'params':>10} {'FLOPs':>12} {'act. KiB':>9}"
+    w = max([24] + [len(r.name) for r in rows])  # nested blocks (inceptions.3.branch_pool.1.0) get room
+    k = max([12] + [len(r.kind) for r in rows])
+    header = f"{'layer':<{w}} {'type':<{k}} {'output shape':<20} {'params':>10} {'FLOPs':>12} {'act. KiB':>9}"
     lines = [f"{model_name}", header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r.name:<24} {r.kind:<12} {str(list(r.output_shape)):<20} {r.params:>10,} "
+        lines.append(f"{r.name:<{w}} {r.kind:<{k}} {str(list(r.output_shape)):<20} {r.params:>10,} "
                      f"{r.flops:>12,} {r.activation_bytes / 1024:>9.1f}")
     lines.append("-" * len(header))
     total_flops = sum(r.flops for r in rows)
     total_act = sum(r.activation_bytes for r in rows)
-    lines.append(f"{'total':<24} {'':<12} {'':<20} {total_params:>10,} {total_flops:>12,} {total_act / 1024:>9.1f}")
+    lines.append(f"{'total':<{w}} {'':<{k}} {'':<20} {total_params:>10,} {total_flops:>12,} {total_act / 1024:>9.1f}")
     lines.append(f"parameters: {total_params:,} ({total_params * 4 / 2**20:.2f} MiB fp32); "
                  f"forward FLOPs per example: {total_flops / rows[0].output_shape[0] if rows else 0:,.0f}")
     return "\n".join(lines)
