@@ -242,3 +242,21 @@ def test_resume_with_another_max_steps_keeps_the_schedule(tmp_path: Path, tmp_pa
         result = Trainer(resumed, tmp_path, progress=False, verbose=False, resume=True).fit()
         assert result.step == limit
     assert_same_weights(tmp_path / "model.safetensors", full / "model.safetensors")
+
+
+def test_resume_is_exact_with_batch_norm_and_crop_flip_cutout(tmp_path: Path,
+                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Batch-norm running statistics, the CNN augmentations (crop, flip, cutout, all drawn per step) and a
+    multistep schedule resume bit for bit too."""
+    cfg = resolve_config("quickstart", small_run_overrides(**{
+        "model.name": "densenet_bc", "model.args.depth": 10, "model.args.growth_rate": 4, "model.args.dropout": 0.1,
+        "data.val_size": 9400, "data.augment": "crop+flip+cutout", "data.cutout_size": 6, "train.max_steps": 24,
+        "train.schedule": "multistep", "train.milestones": [10, 20], "train.optimizer": "sgd", "train.lr": 0.05}))
+    full = baseline(cfg, tmp_path_factory)
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir, stop_at=13)
+    result = Trainer(load_run_config(run_dir), run_dir, resume=True, progress=False, verbose=False).fit()
+    assert result.status == "max_steps" and result.step == 24
+    assert_same_weights(run_dir / "model.safetensors", full / "model.safetensors")  # includes running_mean/var
+    assert "features.1.bn1.running_var" in weights(run_dir / "model.safetensors")
+    assert val_records(run_dir) == val_records(full)
