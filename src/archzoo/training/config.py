@@ -15,7 +15,7 @@ from archzoo.errors import UserError, unknown
 from archzoo.models import MODELS, check_model_args
 from archzoo.tasks import TASKS
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "muon")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 
@@ -36,8 +36,9 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds of training; 0: no limit. Stops cleanly, then evaluates
     batch_size: int = 128
     eval_batch_size: int = 1000
-    optimizer: str = "adamw"  # adamw | adam | sgd (with momentum)
+    optimizer: str = "adamw"  # adamw | adam | sgd (with momentum) | muon (hidden matrices; AdamW for the rest)
     lr: float = 1e-3
+    muon_lr: float = 0.02  # muon: the hidden matrices' rate, on AdamW's scale (match_rms_adamw); lr is AdamW's
     momentum: float = 0.9
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
@@ -67,6 +68,8 @@ class TrainConfig:
                 raise UserError(message)
 
         need(self.lr > 0 and math.isfinite(self.lr), f"train.lr must be a number > 0, got {self.lr}; try --set train.lr=1e-3")
+        need(self.muon_lr > 0 and math.isfinite(self.muon_lr),
+             f"train.muon_lr must be a number > 0, got {self.muon_lr}; try --set train.muon_lr=0.02")
         need(self.batch_size > 0, f"train.batch_size must be >= 1, got {self.batch_size}; try --set train.batch_size=128")
         need(self.eval_batch_size > 0, f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}")
         need(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")

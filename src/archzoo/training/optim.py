@@ -21,7 +21,64 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The 2-D weights inside the network: every matrix except embedding tables and the readout
+    (the last ``nn.Linear`` registered), which Muon's authors leave to AdamW."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    excluded = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    if linears:
+        excluded |= {id(p) for p in linears[-1].parameters()}
+    return [p for p in model.parameters() if p.requires_grad and p.dim() == 2 and id(p) not in excluded]
+
+
+class MuonWithAdamW(torch.optim.Optimizer):
+    """Muon on the hidden matrices and AdamW on everything else, stepped as one optimizer.
+
+    Math: Muon keeps a Nesterov momentum M of each matrix's gradient and applies its nearest
+        semi-orthogonal matrix, O = NewtonSchulz5(M) ≈ U Vᵀ for M = U Σ Vᵀ, scaled to AdamW's update
+        RMS (0.2 √max(rows, cols)) so ``muon_lr`` reads on AdamW's scale.
+    Reference: Jordan, Jin, Boza, You, Cesista, Newhouse & Bernstein 2024, "Muon: An optimizer for
+        hidden layers in neural networks" (kellerjordan.github.io/posts/muon, no arXiv); Liu et al.
+        2025, "Muon is Scalable for LLM Training", arXiv:2502.16982 (the AdamW-matched scale).
+    The two inner optimizers' parameter groups are this optimizer's ``param_groups`` (the same dicts),
+    so one learning-rate schedule scales both; ``state_dict`` holds both states.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, fused: bool = False):
+        hidden = hidden_matrices(model)
+        hidden_ids = {id(p) for p in hidden}
+        rest = [{**g, "params": [p for p in g["params"] if id(p) not in hidden_ids]}
+                for g in parameter_groups(model, cfg.weight_decay)]
+        self.muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay,
+                                     adjust_lr_fn="match_rms_adamw")
+        self.adamw = torch.optim.AdamW([g for g in rest if g["params"]], lr=cfg.lr, betas=cfg.betas,
+                                       **({"fused": True} if fused else {"foreach": True}))
+        super().__init__([{"params": g["params"]} for g in self.muon.param_groups + self.adamw.param_groups], {})
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001,ANN201 (torch's signature)
+        loss = closure() if closure is not None else None
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    if cfg.optimizer == "muon":
+        return MuonWithAdamW(model, cfg, fused)
     groups = parameter_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
