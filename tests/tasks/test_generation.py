@@ -22,7 +22,7 @@ def gan_config(model: str = "gan_mlp", **overrides: object) -> RunConfig:
     base: dict[str, object] = {
         "task": "'image_generation'", "model.name": repr(model), "data.dataset": "'mnist-small'", "data.val_size": 9400,
         "data.grid_size": 16, "train.batch_size": 64, "train.optimizer": "'adam'", "train.lr": 2e-4,
-        "train.betas": [0.5, 0.999], "train.log_every_steps": 5, "train.eval_batch_size": 500}
+        "train.betas": [0.5, 0.999], "train.log_every_steps": 5, "train.eval_batch_size": 5000}
     base.update({"model.args.g_hidden": [32], "model.args.d_hidden": [32], "model.args.latent_dim": 16}
                 if model != "dcgan" else {"model.args.channels": 8, "model.args.latent_dim": 16})
     base.update(overrides)

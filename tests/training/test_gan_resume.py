@@ -25,7 +25,7 @@ def gan_config(model: str) -> RunConfig:
     base = {"task": "'image_generation'", "model.name": repr(model), "data.dataset": "'mnist-small'",
             "data.val_size": 9400, "data.grid_size": 8, "data.label_smoothing": 0.1, "train.batch_size": 64,
             "train.optimizer": "'adam'", "train.lr": 1e-3, "train.betas": [0.5, 0.999], "train.schedule": "'cosine'",
-            "train.max_steps": 24, "train.log_every_steps": 4, "train.eval_batch_size": 200, **args}
+            "train.max_steps": 24, "train.log_every_steps": 4, "train.eval_batch_size": 5000, **args}
     return resolve_config(None, [f"{k}={v}" for k, v in base.items()])
 
 
