@@ -102,6 +102,12 @@ def test_dcgan_parameter_count() -> None:
     assert sum(p.numel() for p in model.discriminator.parameters()) == d
 
 
+def test_dcgan_discriminator_can_have_its_own_width() -> None:
+    model = create_model("dcgan", channels=32, d_channels=64)
+    assert model.generator.net[-2].in_channels == 32 and model.discriminator.net[0].out_channels == 64
+    assert model.discriminator.net[2].out_channels == 128 and model(torch.randn(3, 100)).shape == (3, 1)
+
+
 def test_conditional_models_use_the_class() -> None:
     for model in (create_model("cgan").eval(), create_model("dcgan", num_classes=10).eval()):
         z = torch.randn(2, 100)
@@ -125,6 +131,7 @@ def test_bad_labels_are_one_line_errors(name: str, kwargs: dict, labels: torch.T
 @pytest.mark.parametrize(("name", "kwargs", "message"), [
     ("dcgan", {"image_size": 30}, "power of two"),
     ("dcgan", {"channels": 0}, "channels"),
+    ("dcgan", {"d_channels": -1}, "d_channels must be >= 1"),
     ("cgan", {"num_classes": 1}, "num_classes >= 2"),
     ("gan_mlp", {"latent_dim": 0}, "latent_dim >= 1"),
     ("gan_mlp", {"dropout": 1.0}, "dropout"),

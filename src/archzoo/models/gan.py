@@ -242,20 +242,23 @@ def cgan(in_channels: int = 1, image_size: int = 28, latent_dim: int = 100, num_
 
 @register_model("dcgan")
 def dcgan(in_channels: int = 1, image_size: int = 28, latent_dim: int = 100, channels: int = 64,
-          num_classes: int = 0) -> GAN:
+          d_channels: int = 0, num_classes: int = 0) -> GAN:
     """Deep convolutional GAN for 28x28 (two up-samplings from 7x7) or 32x32 (three from 4x4) images.
 
     Reference: Radford, Metz & Chintala 2015, "Unsupervised Representation Learning with Deep
         Convolutional Generative Adversarial Networks", arXiv:1511.06434, Sec. 3 (architecture
         guidelines) and Fig. 1.
     Differs from paper: sized for small images (the paper's generator makes 64x64 from 4x4 with
-        1024..128 channels); ``channels`` is D's first width and G's last; ``num_classes > 0``
+        1024..128 channels); ``channels`` is G's last width and D's first (``d_channels``, when
+        not 0, gives D its own, so a small generator can face a stronger critic); ``num_classes > 0``
         conditions both networks on the class as in ``cgan``.
     """
     check_gan_shape("dcgan", in_channels, image_size, latent_dim, num_classes)
     check_widths("dcgan", "channels", (channels,))
+    if d_channels < 0:
+        raise UserError(f"dcgan: d_channels must be >= 1, or 0 for the same as channels, got {d_channels}")
     shape = (in_channels, image_size, image_size)
     model = GAN(DCGANGenerator(latent_dim, shape, channels, num_classes),
-                DCGANDiscriminator(shape, channels, num_classes), latent_dim, shape, num_classes)
+                DCGANDiscriminator(shape, d_channels or channels, num_classes), latent_dim, shape, num_classes)
     dcgan_init(model)
     return model
