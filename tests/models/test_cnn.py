@@ -183,3 +183,26 @@ def test_wrong_image_shape_names_the_expected_shape(name: str) -> None:
     for bad in (torch.rand(2, 1, 32, 32), torch.rand(2, 3, 28, 28)):
         with pytest.raises(UserError, match=r"expects images of shape \(B, 3, 32, 32\)"):
             model(bad)
+
+
+def test_the_family_learns_a_batch_of_real_digits_at_low_resolution() -> None:
+    """The cheap learning check of the fast suite (the full-size one is in test_model_learning.py, marked
+    slow): residual and dense blocks fit 32 real digits pooled to 14x14."""
+    from archzoo.data.images import load_idx_split
+    from archzoo.tasks.classification import normalise
+
+    train = load_idx_split("mnist-small", "train")
+    x = torch.nn.functional.avg_pool2d(normalise(train.images[:32], 0.1307, 0.3081), 2)
+    y = train.labels[:32]
+    for name, kwargs, lr in [("resnet20", {}, 3e-3), ("densenet_bc", {"depth": 10, "growth_rate": 6}, 1e-2)]:
+        torch.manual_seed(0)
+        model = create_model(name, image_size=14, **kwargs).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        losses = []
+        for _ in range(40):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.25 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
