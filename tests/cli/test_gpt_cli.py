@@ -57,3 +57,13 @@ def test_info_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "gpt", "--set", "model.args.num_layers=1"]) == 0
     out = capsys.readouterr().out
     assert "layers.0.self_attn " in out and "MultiheadAttention" in out and "[1, 8, 65]" in out
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.args.num_heads=5", "d_model=128 is not divisible by num_heads=5"),
+    ("data.context=128", "input of 128 tokens is longer than the model's context of 64"),
+])
+def test_bad_configuration_is_one_line(override: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "shakespeare-gpt-fast", "--set", override, "--dry-run", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

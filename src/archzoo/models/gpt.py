@@ -86,8 +86,8 @@ class GPT(nn.Module):
             raise UserError(f"a language model takes ids of shape (B, T), got {tuple(x.shape)}")
         T = x.shape[1]
         if T > self.context:
-            raise UserError(f"input of {T} tokens is longer than the model's context of {self.context}; "
-                            f"feed at most {self.context} tokens per call (the state carries the rest)")
+            raise UserError(f"input of {T} tokens is longer than the model's context of {self.context}; feed at most "
+                            f"{self.context} per call (training: data.context <= model.args.context)")
         past_len = 0 if state is None else state[0].shape[1]
         if past_len + T > self.context:  # slide: recompute a shorter prefix instead of growing past the context
             keep = min(self.context - T, self.context // 2)
