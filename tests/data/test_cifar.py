@@ -176,3 +176,18 @@ def test_train_a_few_steps_on_synthetic_cifar_through_the_cli(synthetic_cifar: t
                  "--set", "train.eval_batch_size=8", "--set", "train.precision='fp32'", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "eval.json").is_file()
+
+
+def test_user_photos_are_resized_whole_for_cifar(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from archzoo.data.images import load_user_image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    pixels[:4] = 255  # a bright border would make the MNIST-style path invert the image
+    Image.fromarray(pixels).save(tmp_path / "photo.png")
+    x = load_user_image(tmp_path / "photo.png", 3, 32, photo=True)
+    expected = np.asarray(Image.fromarray(pixels).resize((32, 32), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    assert x.shape == (3, 32, 32)
+    torch.testing.assert_close(x, torch.from_numpy(expected).permute(2, 0, 1))

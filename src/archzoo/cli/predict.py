@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     classes = list(spec.meta["classes"])
     top = min(args.top, len(classes))
     c, size, _ = model.input_shape
-    batch = torch.stack([load_user_image(path, c, size) for path in args.images])
+    photo = spec.meta.get("format") == "cifar10-binary"  # photographs, not centred digits or garments
+    batch = torch.stack([load_user_image(path, c, size, photo) for path in args.images])
     x = normalise(batch * 255.0, spec.meta["mean"], spec.meta["std"])  # type: ignore[arg-type]
     with torch.no_grad():
         probs = model(x).float().softmax(-1)

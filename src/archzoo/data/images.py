@@ -58,8 +58,9 @@ def load_image_split(dataset: str, split: str, data_dir: str | Path | None = Non
     return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels))
 
 
-def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
-    """Load any image file as a (channels, size, size) float tensor in [0, 1], MNIST-style.
+def load_user_image(path: str | Path, channels: int, size: int, photo: bool = False) -> torch.Tensor:
+    """Load any image file as a (channels, size, size) float tensor in [0, 1], MNIST-style (or, with
+    ``photo``, the whole picture resized to size x size as CIFAR's images are).
 
     Dark-on-light images (a bright border, as when someone draws with a pen on paper) are inverted
     to light-on-dark like MNIST; the content is then cropped to its bounding box, scaled to fit
@@ -77,6 +78,10 @@ def load_user_image(path: str | Path, channels: int, size: int) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         # Pillow reports broken files with several exception types (SyntaxError: "broken PNG file")
         raise UserError(f"{path} is not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
+    if photo:  # natural images: no inversion, cropping or centring, just the whole frame scaled down
+        arr = np.asarray(img.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(arr)
+        return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     grey = arr if arr.ndim == 2 else arr.mean(axis=2)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
