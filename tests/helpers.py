@@ -16,6 +16,7 @@ MODEL_FAMILIES: dict[str, list[str]] = {
     "image_classifier": ["alexnet", "densenet_bc", "googlenet", "lenet5", "mlp", "plain20", "plain56", "resnet18",
                          "resnet20", "resnet56", "simple_cnn", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn"],
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
+    "transformer_lm": ["gpt"],
 }
 REGISTERED_MODELS = sorted(name for names in MODEL_FAMILIES.values() for name in names)
 

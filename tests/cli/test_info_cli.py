@@ -64,7 +64,7 @@ def test_info_batch_size_scales_shapes_not_per_example_flops(capsys: pytest.Capt
 @pytest.mark.parametrize("name", list_models())
 def test_info_every_model(capsys: pytest.CaptureFixture[str], name: str) -> None:
     rc, out, _ = cli(capsys, "info", name)
-    language_models = MODEL_FAMILIES["recurrent_lm"]
+    language_models = MODEL_FAMILIES["recurrent_lm"] + MODEL_FAMILIES["transformer_lm"]
     # logits for 8 characters, D's logit on one generated image, or 10 classes
     output = "[1, 8, 65]" if name in language_models else "[1, 1]" if name in MODEL_FAMILIES["gan"] else "[1, 10]"
     assert rc == 0 and out.splitlines()[0] == name and output in out and flops_per_example(out) > 0
