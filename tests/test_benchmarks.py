@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from archzoo.benchmarks import BENCHMARKS, alternate
+from archzoo.benchmarks.gpt import gpt_generation, gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
 from archzoo.benchmarks.mnist import throughput
 from helpers import needs_shared_data
@@ -22,7 +23,8 @@ def test_every_issue_benchmark_is_registered() -> None:
         "shakespeare-lstm", "shakespeare-gru", "shakespeare-rnn", "names-lstm", "names-gru", "lstm-throughput",
         "mnist-gans", "fashion-gans",
         "fashion-simple_cnn", "fashion-resnet20", "fashion-resnet18", "mnist-resnet20", "fashion-degradation",
-        "cifar10-resnet20", "cnn-throughput"}
+        "cifar10-resnet20", "cnn-throughput",
+        "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput"}
 
 
 @needs_shared_data
@@ -31,3 +33,11 @@ def test_throughput_benchmarks_run(tmp_path: Path) -> None:
     assert result["value"] > 0 and len(result["trainer_images_per_s"]) == 1
     result = lstm_throughput(tmp_path, steps=1, warmup=1, rounds=1)
     assert result["value"] > 0 and result["generation_chars_per_s_batch1_fp32"] > 0
+
+
+@needs_shared_data
+def test_gpt_benchmarks_run(tmp_path: Path) -> None:
+    result = gpt_throughput(tmp_path, steps=1, warmup=1, rounds=1)
+    assert result["value"] > 0 and len(result["torch_nn_tokens_per_s"]) == 1
+    result = gpt_generation(tmp_path, new_tokens=4)
+    assert result["value"] > 0 and result["kv_cache_tokens_per_s"] > 0
