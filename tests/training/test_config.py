@@ -139,7 +139,7 @@ def test_override_values_are_toml_literals() -> None:
     ("train.log_every_steps=0", "train.log_every_steps"),
     ("train.eval_every_epochs=0", "train.eval_every_epochs"),
     ("data.val_size=-1", "data.val_size"),
-    ("data.augment='flip'", "data.augment"),
+    ("data.augment='rotate'", "data.augment"),
 ])
 def test_invalid_hyperparameters_are_user_errors(override: str, key: str) -> None:
     refused([override], key)
