@@ -10,7 +10,7 @@ import torch
 from archzoo.models import create_model
 from archzoo.training import checkpoint
 from archzoo.training.config import TrainConfig, load_run_config, resolve_config
-from archzoo.training.optim import MuonWithAdamW, build_optimizer, build_scheduler, hidden_matrices
+from archzoo.training.optim import BatchedMuon, MuonWithAdamW, build_optimizer, build_scheduler, hidden_matrices
 from archzoo.training.trainer import Trainer
 from helpers import small_run_overrides
 
@@ -78,3 +78,23 @@ def test_resumed_muon_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     a = checkpoint.read_weights(tmp_path / "part" / "model.safetensors")[0]
     b = checkpoint.read_weights(tmp_path / "full" / "model.safetensors")[0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_batched_muon_equals_torch_muon() -> None:
+    """Same updates as torch.optim.Muon (which orthogonalises one matrix at a time), same state."""
+    torch.manual_seed(0)
+    shapes = [(12, 8), (12, 8), (8, 12), (8, 8), (12, 8)]
+    ours = [torch.nn.Parameter(torch.randn(*s)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for adjust in ("match_rms_adamw", "original"):
+        a = BatchedMuon(ours, lr=0.02, weight_decay=0.1, adjust_lr_fn=adjust)
+        b = torch.optim.Muon(theirs, lr=0.02, weight_decay=0.1, adjust_lr_fn=adjust)
+        for _ in range(3):
+            for p, q in zip(ours, theirs, strict=True):
+                p.grad = torch.randn_like(p)
+                q.grad = p.grad.clone()
+            a.step()
+            b.step()
+        for p, q in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(a.state[p]["momentum_buffer"], b.state[q]["momentum_buffer"])

@@ -42,7 +42,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0  # applied to weights of rank >= 2 only (no decay on biases and norms)
+    weight_decay: float = 0.0  # weights of rank >= 2 only; decoupled, lr x weight_decay per step (muon: muon_lr x)
     schedule: str = "constant"  # constant | cosine (after warmup) | step | multistep | onecycle
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
