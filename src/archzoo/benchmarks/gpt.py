@@ -20,6 +20,7 @@ from archzoo.models import create_model
 from archzoo.models.gpt import GPT
 from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config
+from archzoo.training.optim import build_optimizer
 from archzoo.training.trainer import Trainer, autocast
 
 NANOGPT_CPU_LOSS = 1.886  # nanoGPT's documented CPU run, measured on this machine (ANCHORS.md): 64 s
@@ -134,7 +135,7 @@ def gpt_generation(work_dir: Path, new_tokens: int = 512) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(0)
     ids = prompt
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.inference_mode():
         for _ in range(new_tokens):
             logits, _ = model(ids[:, -model.context:])
             token = torch.multinomial(logits[:, -1].softmax(-1), 1, generator=generator)
@@ -173,7 +174,7 @@ class TorchGPT(nn.Module):
 @register_benchmark("gpt-throughput", "trainer_over_torch_nn_ratio", 0.95, ">=",
                     f"gpt training tokens/s through the archzoo Trainer (fused path) with preset {MAIN_PRESET}, "
                     "divided by a bare loop over the same model built from nn.TransformerEncoderLayer (same "
-                    "weights, batch, context, precision, AdamW, clipping, dropout), alternating rounds in one process")
+                    "weights, batch, context, precision, optimizer, clipping, dropout), alternating rounds in one process")
 def gpt_throughput(work_dir: Path, steps: int = 15, warmup: int = 3, rounds: int = 3) -> dict[str, Any]:
     cfg = resolve_config(MAIN_PRESET, ["train.schedule='constant'", "train.warmup_steps=0",
                                        f"train.max_steps={warmup + steps}", "train.eval_every_steps=1000",
@@ -189,8 +190,9 @@ def gpt_throughput(work_dir: Path, steps: int = 15, warmup: int = 3, rounds: int
         model = TorchGPT(65, args["context"], args["d_model"], args["num_layers"], args["num_heads"],
                          ours.layers[0].linear1.out_features, args["dropout"], args.get("bias", True))
         model.load_state_dict(ours.state_dict())
-        optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
-                                      foreach=True)
+        if ours.head.weight is ours.token_embedding.weight:
+            model.head.weight = model.token_embedding.weight
+        optimizer = build_optimizer(model, tc)  # the preset's optimizer, as the Trainer builds it
         data = torch.randint(0, 65, (1_000_000,))
         t0 = 0.0
         for step in range(warmup + steps):

@@ -46,7 +46,7 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     return logits
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
              stop_token: int | None = None) -> Iterator[torch.Tensor]:
