@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ARCHZOO_DATA=${ARCHZOO_DATA:-../shared/data}
 for name in mnist-simple_cnn mnist-lenet5 mnist-mlp mnist-time-to-99 mnist-throughput \
-            shakespeare-lstm shakespeare-gru shakespeare-rnn names-lstm names-gru lstm-throughput; do
+            shakespeare-lstm shakespeare-gru shakespeare-rnn names-lstm names-gru lstm-throughput \
+            gpt-nanogpt-cpu shakespeare-gpt matmul-peak gpt-mfu gpt-generation gpt-throughput; do
   .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
 done
