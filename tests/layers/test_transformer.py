@@ -20,15 +20,6 @@ CONFIGS = {"post-relu": (False, "relu", True), "post-gelu-no-bias": (False, "gel
            "pre-relu-no-bias": (True, "relu", False), "pre-gelu": (True, "gelu", True)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation (10-100x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomize(module):
     """torch.nn starts biases at 0 and LayerNorm gains at 1, which would hide a misplaced bias or gain."""
     with torch.no_grad():
