@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
-from archzoo.benchmarks.lm import train_lm
+from archzoo.benchmarks.lm import bare_lm_rate, train_lm
 from archzoo.layers.masks import causal_mask
 from archzoo.models import create_model
 from archzoo.models.gpt import GPT
 from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config
 from archzoo.training.optim import build_optimizer
-from archzoo.training.trainer import Trainer, autocast
+from archzoo.training.trainer import Trainer
 
 NANOGPT_CPU_LOSS = 1.886  # nanoGPT's documented CPU run, measured on this machine (ANCHORS.md): 64 s
 FAST_SECONDS = 32.0  # half of nanoGPT's 64 s
@@ -193,21 +192,8 @@ def gpt_throughput(work_dir: Path, steps: int = 15, warmup: int = 3, rounds: int
         if ours.head.weight is ours.token_embedding.weight:
             model.head.weight = model.token_embedding.weight
         optimizer = build_optimizer(model, tc)  # the preset's optimizer, as the Trainer builds it
-        data = torch.randint(0, 65, (1_000_000,))
-        t0 = 0.0
-        for step in range(warmup + steps):
-            if step == warmup:
-                t0 = time.perf_counter()
-            starts = torch.randint(0, len(data) - context - 1, (batch,))
-            window = data[starts[:, None] + torch.arange(context + 1)]
-            with autocast(torch.device("cpu"), tc.precision):
-                logits = model(window[:, :-1])
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
-            optimizer.step()
-        return steps * batch * context / (time.perf_counter() - t0)
+        return bare_lm_rate(model, list(model.parameters()), optimizer, batch, context, tc.precision,
+                            tc.clip_grad_norm, warmup, steps)
 
     rates = alternate(bare_rate, trainer_rate, rounds)
     return {"value": rates["value"], "trainer_tokens_per_s": rates["archzoo_rates"],

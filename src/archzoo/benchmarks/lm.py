@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,29 @@ for _cell in ("lstm", "gru"):
                        f"with preset names-{_cell}")(_names)
 
 
+def bare_lm_rate(forward: Callable[[torch.Tensor], torch.Tensor], params: list[nn.Parameter],
+                 optimizer: torch.optim.Optimizer, batch: int, context: int, precision: str, clip: float,
+                 warmup: int, steps: int) -> float:
+    """Characters/s of a bare PyTorch training loop (random windows of random ids, autocast,
+    cross-entropy, clipping), timed over ``steps`` steps after ``warmup``: the baseline the
+    throughput benchmarks divide the Trainer's rate by."""
+    data = torch.randint(0, 65, (1_000_000,))
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            t0 = time.perf_counter()
+        starts = torch.randint(0, len(data) - context - 1, (batch,))
+        window = data[starts[:, None] + torch.arange(context + 1)]
+        with autocast(torch.device("cpu"), precision):
+            logits = forward(window[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+    return steps * batch * context / (time.perf_counter() - t0)
+
+
 @register_benchmark("lstm-throughput", "trainer_over_bare_ratio", 0.95, ">=",
                     "lstm_lm training characters/s through the archzoo Trainer (fused path) divided by a bare loop "
                     "over nn.Embedding + nn.LSTM + nn.Linear of the same sizes (same batch, context, bf16 autocast, "
@@ -69,22 +93,12 @@ def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: in
         drop = nn.Dropout(args["dropout"])
         params = [*embedding.parameters(), *lstm.parameters(), *head.parameters()]
         optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, foreach=True)
-        data = torch.randint(0, 65, (1_000_000,))
-        t0 = 0.0
-        for step in range(warmup + steps):
-            if step == warmup:
-                t0 = time.perf_counter()
-            starts = torch.randint(0, len(data) - context - 1, (batch,))
-            window = data[starts[:, None] + torch.arange(context + 1)]
-            with autocast(torch.device("cpu"), "bf16"):
-                out, _ = lstm(drop(embedding(window[:, :-1])))
-                logits = head(drop(out))
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, cfg.train.clip_grad_norm)
-            optimizer.step()
-        return steps * batch * context / (time.perf_counter() - t0)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            out, _ = lstm(drop(embedding(x)))
+            return head(drop(out))
+
+        return bare_lm_rate(forward, params, optimizer, batch, context, "bf16", cfg.train.clip_grad_norm, warmup, steps)
 
     rates = alternate(bare_rate, trainer_rate, rounds)
 
