@@ -10,3 +10,9 @@ for name in mnist-simple_cnn mnist-lenet5 mnist-mlp mnist-time-to-99 mnist-throu
             gpt-nanogpt-cpu shakespeare-gpt matmul-peak gpt-mfu gpt-generation gpt-throughput; do
   .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
 done
+for name in etth1-h96 etth1-horizons airline-1960 sunspots-1937; do   # forecasting: about 35 minutes
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
+done
+for name in mr-nbsvm mr-textcnn mr-bilstm mr-bigru mr-bert; do   # MR 10-fold CV: about 2 hours alone on 2 cores
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
+done

@@ -12,13 +12,19 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Every registered model, by family. Each family's contract tests take their list from here, and the
 # registry tests check that the union is exactly what is registered, so no new model slips past them.
 MODEL_FAMILIES: dict[str, list[str]] = {
+    "forecaster": ["gru_forecaster", "linear", "lstm_forecaster", "naive_last", "rnn_forecaster", "seasonal_naive",
+                   "transformer_forecaster"],
     "gan": ["cgan", "dcgan", "gan_mlp"],
     "image_classifier": ["alexnet", "densenet_bc", "googlenet", "lenet5", "mlp", "plain20", "plain56", "resnet18",
                          "resnet20", "resnet56", "simple_cnn", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn"],
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
+    "sentence_classifier": ["bert_classifier", "bigru_classifier", "bilstm_classifier", "nbsvm", "textcnn"],
     "transformer_lm": ["gpt"],
 }
 REGISTERED_MODELS = sorted(name for names in MODEL_FAMILIES.values() for name in names)
+# Models whose forward has no matmul or convolution, so the FLOP count (multiply-adds only) is 0: the
+# naive forecasts copy values, NBSVM gathers and sums its n-gram weights
+NO_MATMUL_MODELS = {"naive_last", "seasonal_naive", "nbsvm"}
 
 # Models whose generic tests take seconds each on 2 cores; the fast suite covers their code through smaller
 # siblings (resnet20/plain20 for the 56-layer nets, vgg11/vgg11_bn for vgg16) or through the small
@@ -32,6 +38,7 @@ def model_params(names: list[str]) -> list:
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n for n in names]
 
 needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist not staged")
+needs_mr = pytest.mark.skipif(not (SHARED_DATA / "rt-polarity").is_dir(), reason="../shared/data/rt-polarity not staged")
 
 
 def small_run_overrides(**extra: object) -> list[str]:
@@ -40,3 +47,13 @@ def small_run_overrides(**extra: object) -> list[str]:
             "train.log_every_steps": 5, "train.precision": "'fp32'"}
     base.update({k: (repr(v) if isinstance(v, str) else v) for k, v in extra.items()})
     return [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in base.items()]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``archzoo ARGV...`` in-process: (exit code, stdout, stderr); a traceback anywhere fails."""
+    from archzoo.cli.main import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return rc, out, err

@@ -8,7 +8,8 @@ from archzoo.benchmarks import BENCHMARKS, alternate
 from archzoo.benchmarks.gpt import gpt_generation, gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
 from archzoo.benchmarks.mnist import throughput
-from helpers import needs_shared_data
+from archzoo.benchmarks.sentence import cross_validate
+from helpers import needs_mr, needs_shared_data
 
 
 def test_alternate_reports_the_median_ratio() -> None:
@@ -24,7 +25,9 @@ def test_every_issue_benchmark_is_registered() -> None:
         "mnist-gans", "fashion-gans",
         "fashion-simple_cnn", "fashion-resnet20", "fashion-resnet18", "mnist-resnet20", "fashion-degradation",
         "cifar10-resnet20", "cnn-throughput",
-        "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput"}
+        "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
+        "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
+        "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937"}
 
 
 @needs_shared_data
@@ -39,5 +42,13 @@ def test_throughput_benchmarks_run(tmp_path: Path) -> None:
 def test_gpt_benchmarks_run(tmp_path: Path) -> None:
     result = gpt_throughput(tmp_path, steps=1, warmup=1, rounds=1)
     assert result["value"] > 0 and len(result["torch_nn_tokens_per_s"]) == 1
-    result = gpt_generation(tmp_path, new_tokens=4)
-    assert result["value"] > 0 and result["kv_cache_tokens_per_s"] > 0
+    result = gpt_generation(tmp_path, new_tokens=4, rounds=1)
+    assert result["value"] > 0 and len(result["kv_cache_tokens_per_s"]) == 1 and result["kv_cache_tokens_per_s"][0] > 0
+
+
+@needs_mr
+def test_cross_validation_benchmark_runs(tmp_path: Path) -> None:
+    result = cross_validate("mr-nbsvm", tmp_path, folds=[0, 1], overrides=[
+        "data.max_examples=600", "model.args.bigram_buckets=1024", "train.max_steps=4", "train.log_every_steps=2"])
+    assert len(result["fold_accuracies"]) == 2 and 0 <= result["value"] <= 1 and result["std"] >= 0
+    assert abs(result["value"] - sum(result["fold_accuracies"]) / 2) < 1e-3

@@ -55,7 +55,7 @@ def test_unknown_model_names_close_matches(lookup) -> None:  # noqa: ANN001
 
 def test_unknown_name_without_close_match_lists_known_names() -> None:
     with pytest.raises(UserError) as excinfo:
-        MODELS.get("transformer_xl_zzz")
+        MODELS.get("qqq_xl_zzz")
     message = one_line(excinfo)
     shown = ", ".join(REGISTERED_MODELS[:12]) + (" ..." if len(REGISTERED_MODELS) > 12 else "")
     assert f"(known: {shown})" in message

@@ -12,6 +12,7 @@ from archzoo.errors import UserError
 from archzoo.layers import use_impl
 from archzoo.layers.attention import (
     AdditiveAttention,
+    KVBuffer,
     MultiheadAttention,
     additive_attention_reference,
     scaled_dot_product_attention_fused,
@@ -358,6 +359,29 @@ def test_mha_kv_cache_in_chunks_equals_one_causal_pass(impl, rotary):
     torch.testing.assert_close(torch.cat(outs, 1), want, atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(past, want_kv, atol=1e-12, rtol=1e-12)
     assert len(mha(x)) == 2  # the keys and values come back only when asked
+
+    with torch.no_grad():  # the same chunks through a KVBuffer that grows in place
+        _, _, buffer = mha(x[:, :3], key_mask=keys[:, :3], is_causal=True, return_kv=True)
+        buffer, outs = KVBuffer(*buffer), [want[:, :3]]
+        for start, end in ((3, 4), (4, 6)):
+            out, _, returned = mha(x[:, start:end], key_mask=keys[:, :end], is_causal=True, past=buffer, return_kv=True)
+            assert returned is buffer and buffer.length == end
+            outs.append(out)
+    torch.testing.assert_close(torch.cat(outs, 1), want, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close((buffer.keys, buffer.values), want_kv, atol=1e-12, rtol=1e-12)
+
+
+def test_kv_buffer_appends_like_concatenation_across_growth():
+    keys, values = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 5, 4)
+    buffer = KVBuffer(keys[:, :, :2], values[:, :, :2])
+    capacity = buffer._keys.shape[2]
+    for t in range(2, 5):
+        buffer.extend(keys[:, :, t:t + 1], values[:, :, t:t + 1])
+    assert torch.equal(buffer.keys, keys) and torch.equal(buffer.values, values)
+    big = torch.randn(2, 3, capacity + 3, 4)
+    k, v = buffer.extend(big, -big)  # past the first capacity: the buffers grow and keep what they held
+    assert buffer._keys.shape[2] > capacity and buffer.length == 5 + capacity + 3
+    assert torch.equal(k, torch.cat([keys, big], 2)) and torch.equal(v, torch.cat([values, -big], 2))
 
 
 def test_mha_rotary_makes_self_attention_see_order_and_leaves_the_state_dict_alone():

@@ -176,3 +176,12 @@ def test_rotary_module_places_queries_at_the_last_key_positions(impl):
 def test_rotary_needs_an_even_head_width(head_dim):
     with pytest.raises(UserError, match="even head width"):
         RotaryEmbedding(head_dim)
+
+
+def test_rotary_table_built_while_generating_still_trains():
+    """The cached cos/sin table may first be built under inference_mode (generation); training reuses it."""
+    with torch.inference_mode():
+        rotary_fused(torch.randn(1, 2, 3, 6), offset=517)  # a table of 1024 positions for d = 6
+    x = torch.randn(1, 2, 3, 6, requires_grad=True)
+    rotary_fused(x, offset=517).square().sum().backward()
+    torch.testing.assert_close(x.grad, 2 * x.detach())  # a rotation: the gradient of |R x|^2 is 2x

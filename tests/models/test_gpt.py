@@ -14,6 +14,7 @@ from archzoo.benchmarks.gpt import TorchGPT, flops_per_token
 from archzoo.config import to_dict
 from archzoo.data.text import CharVocab, load_text
 from archzoo.errors import UserError
+from archzoo.layers.attention import KVBuffer
 from archzoo.layers.impl import use_impl
 from archzoo.models import create_model
 from archzoo.tasks.sampling import generate
@@ -41,8 +42,11 @@ def test_shapes_and_cache_layout(positions: str) -> None:
     with torch.no_grad():
         logits, cache = model(x)
     assert logits.shape == (3, x.shape[1], 11) and torch.isfinite(logits).all()
-    assert torch.equal(cache[0], x) and len(cache) == 1 + 2 * 2
-    assert all(t.shape == (3, 4, x.shape[1], 4) for t in cache[1:])  # (B, H, T, d_k) per layer
+    assert torch.equal(cache[0], x) and len(cache) == 1 + 2
+    assert all(t.shape == (3, 4, x.shape[1], 4) for kv in cache[1:] for t in kv)  # (B, H, T, d_k) per layer
+    with torch.no_grad():
+        _, cache = model(x[:, :1], cache)  # continuing under no_grad grows the cache in place
+    assert all(isinstance(kv, KVBuffer) and kv.keys.shape == (3, 4, x.shape[1] + 1, 4) for kv in cache[1:])
 
 
 @pytest.mark.parametrize("positions", POSITIONS)

@@ -102,4 +102,12 @@ def run_benchmark(name: str, work_dir: Path, command: str) -> dict[str, Any]:
     }
 
 
-from archzoo.benchmarks import cnn, gan, gpt, lm, mnist  # noqa: E402,F401  (register the benchmarks)
+from archzoo.benchmarks import (  # noqa: E402,F401  (register the benchmarks)
+    cnn,
+    forecast,
+    gan,
+    gpt,
+    lm,
+    mnist,
+    sentence,
+)

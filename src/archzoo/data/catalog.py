@@ -122,3 +122,69 @@ register_dataset(DatasetSpec(
                     "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"),),
     meta={"format": "lines", "file": "names.txt", "test_size": 1000, "test_seed": 3407},
 ))
+
+_MR_URL = "https://raw.githubusercontent.com/yoonkim/CNN_sentence/master/"
+register_dataset(DatasetSpec(
+    name="rt-polarity",
+    folder="rt-polarity",
+    description="MR: 5,331 positive + 5,331 negative Rotten Tomatoes review sentences (Latin-1), for sentence classification",
+    license="no license stated upstream; the authors ask users to cite the paper",
+    citation="Pang & Lee 2005, Seeing stars, ACL; the MR benchmark of Kim 2014, arXiv:1408.5882",
+    splits={"cv": "no official split: 10-fold cross-validation over all 10,662 sentences (seeded fold assignment); "
+                  "the test fold is data.fold, the dev slice is carved from the other nine"},
+    files=(FileSpec("rt-polarity.neg", "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca", 612_256,
+                    _MR_URL + "rt-polarity.neg"),
+           FileSpec("rt-polarity.pos", "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0", 626_139,
+                    _MR_URL + "rt-polarity.pos")),
+    meta={"format": "sentences", "encoding": "latin-1", "classes": ["negative", "positive"],
+          "files_by_class": ["rt-polarity.neg", "rt-polarity.pos"]},
+))
+
+# Time series (forecasting task, data/timeseries.py): one CSV each, a time column then the variables.
+# ``borders`` are the standard row ranges [a, b) of train / val / test (val and test windows' inputs
+# reach one look-back into the split before); ``season`` is the period of the seasonal-naive baseline.
+_TSDL_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/"
+
+register_dataset(DatasetSpec(
+    name="etth1",
+    folder="ett-small",
+    description="Electricity Transformer Temperature, station 1, hourly 2016-07-01 .. 2018-06-26: "
+                "17,420 rows x 7 variables (HUFL, HULL, MUFL, MULL, LUFL, LULL and the target OT)",
+    license="CC BY-ND 4.0 (zhouhaoyi/ETDataset)",
+    citation="Zhou et al. 2021, Informer: Beyond Efficient Transformer for Long Sequence Time-Series "
+             "Forecasting, AAAI, arXiv:2012.07436",
+    splits={"train": "rows [0, 8640): 12 months", "val": "rows [8640, 11520): 4 months",
+            "test": "rows [11520, 14400): 4 months (rows from 14400 on are unused, as in Informer/DLinear code)"},
+    files=(FileSpec("ETTh1.csv", "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066", 2_589_657,
+                    "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv"),),
+    meta={"format": "series-csv", "file": "ETTh1.csv", "season": 24,
+          "borders": {"train": [0, 8640], "val": [8640, 11520], "test": [11520, 14400]}},
+))
+
+register_dataset(DatasetSpec(
+    name="airline-passengers",
+    folder="airline-passengers",
+    description="monthly international airline passengers (thousands), 1949-01 .. 1960-12, Box & Jenkins series G",
+    license="none stated (Time Series Data Library, via jbrownlee/Datasets)",
+    citation="Box & Jenkins 1976, Time Series Analysis: Forecasting and Control, series G",
+    splits={"train": "1949-01 .. 1958-12 (120 months)", "val": "1959 (carved from the classic 1949-1959 "
+            "training span for early stopping)", "test": "1960 (the classic hold-out, 12 months)"},
+    files=(FileSpec("airline-passengers.csv", "8cb51be753a718d9be5d76d7e238cc224792754676adc21faa59e954b0201621",
+                    2_180, _TSDL_URL + "airline-passengers.csv"),),
+    meta={"format": "series-csv", "file": "airline-passengers.csv", "season": 12,
+          "borders": {"train": [0, 120], "val": [120, 132], "test": [132, 144]}},
+))
+
+register_dataset(DatasetSpec(
+    name="monthly-sunspots",
+    folder="monthly-sunspots",
+    description="Zurich monthly mean sunspot numbers, 1749-01 .. 1983-12 (2,820 months, ~11-year cycle)",
+    license="none stated (Time Series Data Library, via jbrownlee/Datasets)",
+    citation="Andrews & Herzberg 1985, Data: A Collection of Problems from Many Fields",
+    splits={"train": "1749-01 .. 1913-12 (1,980 months)", "val": "1914-01 .. 1936-12 (276 months)",
+            "test": "1937-01 .. 1983-12 (564 months, the last 20%); no split is standard, this one is archzoo's"},
+    files=(FileSpec("monthly-sunspots.csv", "c4ec8cc57d9f6fb6ecdb3e1f37f25b6f4badd5124c55931052b0cd2fc3bc71f3",
+                    45_039, _TSDL_URL + "monthly-sunspots.csv"),),
+    meta={"format": "series-csv", "file": "monthly-sunspots.csv", "season": 132,
+          "borders": {"train": [0, 1980], "val": [1980, 2256], "test": [2256, 2820]}},
+))

@@ -29,6 +29,48 @@ from archzoo.layers.positional import RotaryEmbedding
 
 KVCache = tuple[Tensor, Tensor]  # per-head keys and values, each (B, H, S, d_k)
 
+
+class KVBuffer:
+    """A KV cache that grows in place: keys and values live in buffers with spare positions, so
+    appending T positions writes T positions, where ``torch.cat`` would copy the whole cache (at
+    batch 1 that copy costs as much as a layer's matmuls). The buffers double when full, so copying
+    stays O(1) per position on average.
+
+    Continuing a KVBuffer mutates it: the state passed in is consumed (continuing the same state twice
+    overwrites the first continuation). It is meant for inference (autograd would see the buffers
+    change); under grad, ``MultiheadAttention`` concatenates tuples instead.
+    Shapes: keys and values (B, H, S, d_k).
+    """
+
+    def __init__(self, keys: Tensor, values: Tensor):
+        self.length = 0
+        self._keys, self._values = keys[:, :, :0], values[:, :, :0]
+        self.extend(keys, values)
+
+    @property
+    def keys(self) -> Tensor:
+        return self._keys[:, :, :self.length]
+
+    @property
+    def values(self) -> Tensor:
+        return self._values[:, :, :self.length]
+
+    def extend(self, keys: Tensor, values: Tensor) -> KVCache:
+        """Append (B, H, T, d_k) keys and values; returns all S + T of each."""
+        end = self.length + keys.shape[2]
+        if end > self._keys.shape[2]:
+            self._keys, self._values = self._grown(self._keys, end), self._grown(self._values, end)
+        self._keys[:, :, self.length:end] = keys
+        self._values[:, :, self.length:end] = values
+        self.length = end
+        return self.keys, self.values
+
+    def _grown(self, buffer: Tensor, needed: int) -> Tensor:
+        B, H, _, d = buffer.shape
+        grown = buffer.new_empty(B, H, max(2 * needed, 16), d)
+        grown[:, :, :self.length] = buffer[:, :, :self.length]
+        return grown
+
 # ---------------------------------------------------------------------------------------------------
 # Scaled dot-product attention.
 
@@ -64,6 +106,8 @@ def scaled_dot_product_attention_fused(query: Tensor, key: Tensor, value: Tensor
                                        is_causal: bool = False, dropout_p: float = 0.0,
                                        scale: float | None = None) -> Tensor:
     """``scaled_dot_product_attention_reference``'s output on ``F.scaled_dot_product_attention``."""
+    if is_causal and query.shape[-2] == 1:
+        is_causal = False  # one query after a cache sees every key: no mask to build (each generated token)
     if is_causal and (mask is not None or query.shape[-2] != key.shape[-2]):
         # the kernel's own is_causal aligns the diagonal top-left; queries after a cache need bottom-right
         causal = causal_mask(query.shape[-2], key.shape[-2], query.device)
@@ -114,8 +158,9 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
                 ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-head queries, keys and values, each (B, H, len, d_k). Self-attention runs one matmul."""
         if key is None or (key is query and (value is None or value is query)):
-            q, k, v = self._linear(query, self.in_proj_weight, self.in_proj_bias).split(self.embed_dim, dim=-1)
-            return self.split_heads(q), self.split_heads(k), self.split_heads(v)
+            qkv = self._linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3D)
+            q, k, v = qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4).unbind(0)
+            return q, k, v
         return (self.project_query(query), *self.project_key_value(key, value))
 
     def _linear(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -155,12 +200,14 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
 
     def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None,  # type: ignore[override]
                 attn_mask: Tensor | None = None, key_mask: Tensor | None = None, is_causal: bool = False,
-                need_weights: bool = False, past: KVCache | None = None, memory_kv: KVCache | None = None,
-                return_kv: bool = False) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, KVCache]:
+                need_weights: bool = False, past: KVCache | KVBuffer | None = None, memory_kv: KVCache | None = None,
+                return_kv: bool = False
+                ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, KVCache | KVBuffer]:
         """Returns (output, weights or None), plus the keys and values attended over if ``return_kv``.
 
         ``past``: self-attention keys and values of earlier positions (a KV cache), prepended to this
         call's; masks then span all S = past + T keys and ``is_causal`` lets every query see the cache.
+        A ``KVBuffer`` past grows in place and is returned as the new keys and values.
         ``memory_kv``: cross-attention keys and values already projected (``project_key_value``), so a
         decoder projects its source once. ``need_weights`` computes on the reference path (the fused
         kernels never form the weights).
@@ -176,14 +223,18 @@ class MultiheadAttention(ImplSwitch, nn.MultiheadAttention):
             q, (k, v) = self.project_query(query), memory_kv
         else:
             q, k, v = self.project(query, key, value)
-            past_len = 0 if past is None else past[0].shape[2]
+            past_len = 0 if past is None else past.length if isinstance(past, KVBuffer) else past[0].shape[2]
             if self.rotary is not None:
                 q, k = self.rotary(q, k, offset=past_len)
-            if past is not None:
+            if isinstance(past, KVBuffer):
+                k, v = past.extend(k, v)
+            elif past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         mask = attention_mask(query.shape[0], q.shape[2], k.shape[2], attn_mask, key_mask, device=query.device)
         out, weights = self.attend(q, k, v, mask, is_causal, need_weights)
-        return (out, weights, (k, v)) if return_kv else (out, weights)
+        if not return_kv:
+            return out, weights
+        return out, weights, (past if isinstance(past, KVBuffer) else (k, v))
 
 
 # ---------------------------------------------------------------------------------------------------

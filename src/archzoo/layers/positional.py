@@ -7,6 +7,7 @@ fused path; the tests prove the two equal.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -105,13 +106,23 @@ def rotary_reference(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tenso
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def rotary_table(length: int, d: int, base: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """e^{i m θ_i} for positions m < ``length``: (length, d/2) complex, built in float64 once per (length,
+    width, device, dtype) and shared by every layer and step."""
+    with torch.inference_mode(False):  # a table first built while generating must still serve training
+        inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
+        angles = torch.arange(length, dtype=torch.float64, device=device)[:, None] * inv_freq
+        return torch.polar(torch.ones_like(angles), angles).to(dtype)
+
+
 def rotary_fused(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
-    """``rotary_reference`` as one complex multiplication: (x_2i + i·x_2i+1) · e^{i m θ_i}."""
+    """``rotary_reference`` as one complex multiplication: (x_2i + i·x_2i+1) · e^{i m θ_i}. The table is
+    sized to a power of two, so generation's growing offsets reuse one table."""
     T, d = x.shape[-2], x.shape[-1]
-    inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
-    angles = torch.arange(offset, offset + T, dtype=torch.float64, device=x.device)[:, None] * inv_freq
     real = torch.promote_types(x.dtype, torch.float32)  # half types in float32; float64 stays float64
-    rotation = torch.polar(torch.ones_like(angles), angles).to(torch.complex128 if real == torch.float64 else torch.complex64)
+    complex_dtype = torch.complex128 if real == torch.float64 else torch.complex64
+    rotation = rotary_table(1 << (offset + T - 1).bit_length(), d, base, x.device, complex_dtype)[offset:offset + T]
     pairs = torch.view_as_complex(x.to(real).unflatten(-1, (d // 2, 2)).contiguous())  # (..., T, d/2)
     return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from archzoo.errors import UserError
 from archzoo.layers.activation import ACTIVATIONS, activation
-from archzoo.layers.attention import KVCache, MultiheadAttention
+from archzoo.layers.attention import KVBuffer, KVCache, MultiheadAttention
 from archzoo.layers.dropout import Dropout
 from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
@@ -84,8 +84,8 @@ class TransformerEncoderLayer(_FeedForward):
         return self.forward_with_state(src, attn_mask, key_mask, is_causal)[0]
 
     def forward_with_state(self, x: Tensor, attn_mask: Tensor | None = None, key_mask: Tensor | None = None,
-                           is_causal: bool = False, past: KVCache | None = None, need_weights: bool = False
-                           ) -> tuple[Tensor, KVCache, Tensor | None]:
+                           is_causal: bool = False, past: KVCache | KVBuffer | None = None, need_weights: bool = False
+                           ) -> tuple[Tensor, KVCache | KVBuffer, Tensor | None]:
         """The layer, continuing ``past`` keys and values: returns (output, keys and values including
         this call's, attention weights (B, H, T, S) if ``need_weights``). With ``past``, masks span all
         S = past + T keys and ``is_causal`` lets position t see every cached key."""
@@ -103,7 +103,8 @@ class TransformerEncoderLayer(_FeedForward):
         return x, kv, weights
 
     def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_mask: Tensor | None, is_causal: bool,
-                  past: KVCache | None, need_weights: bool) -> tuple[Tensor, KVCache, Tensor | None]:
+                  past: KVCache | KVBuffer | None, need_weights: bool
+                  ) -> tuple[Tensor, KVCache | KVBuffer, Tensor | None]:
         out, weights, kv = self.self_attn(x, attn_mask=attn_mask, key_mask=key_mask, is_causal=is_causal,
                                           need_weights=need_weights, past=past, return_kv=True)
         return self.dropout1(out), kv, weights
@@ -147,8 +148,8 @@ class TransformerDecoderLayer(_FeedForward):
     def forward_with_state(self, x: Tensor, memory: Tensor | KVCache, tgt_mask: Tensor | None = None,
                            memory_mask: Tensor | None = None, tgt_key_mask: Tensor | None = None,
                            memory_key_mask: Tensor | None = None, tgt_is_causal: bool = False,
-                           past: KVCache | None = None, need_weights: bool = False
-                           ) -> tuple[Tensor, KVCache, Tensor | None]:
+                           past: KVCache | KVBuffer | None = None, need_weights: bool = False
+                           ) -> tuple[Tensor, KVCache | KVBuffer, Tensor | None]:
         """The layer, continuing ``past`` self-attention keys and values. ``memory`` is the encoder
         output (B, S, D) or its cross-attention keys and values from ``project_memory`` (computed once
         per source when decoding step by step). Returns (output, self-attention keys and values,
@@ -178,7 +179,7 @@ class TransformerDecoderLayer(_FeedForward):
         return self.multihead_attn.project_key_value(memory)
 
     def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_mask: Tensor | None, is_causal: bool,
-                  past: KVCache | None) -> tuple[Tensor, KVCache, Tensor | None]:
+                  past: KVCache | KVBuffer | None) -> tuple[Tensor, KVCache | KVBuffer, Tensor | None]:
         out, _, kv = self.self_attn(x, attn_mask=attn_mask, key_mask=key_mask, is_causal=is_causal, past=past,
                                     return_kv=True)
         return self.dropout1(out), kv, None

@@ -49,4 +49,18 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 # Families register on import; keep this list explicit (STYLE.md convention 3).
-from archzoo.models import alexnet, cnn, densenet, gan, googlenet, gpt, mlp, resnet, rnn_lm, vgg  # noqa: E402,F401
+from archzoo.models import (  # noqa: E402,F401
+    alexnet,
+    bert,
+    cnn,
+    densenet,
+    forecast,
+    gan,
+    googlenet,
+    gpt,
+    mlp,
+    resnet,
+    rnn_lm,
+    sentence,
+    vgg,
+)

@@ -16,6 +16,7 @@ from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding
 from archzoo.layers.transformer import TransformerEncoderLayer
+from archzoo.models import register_model
 
 POOLING = ("cls", "mean")
 
@@ -94,3 +95,33 @@ class SequenceClassifier(nn.Module):
         ids = torch.randint(1, self.encoder.vocab_size, (batch_size, 8))
         ids[0, 5:] = self.encoder.pad_id  # a padded row
         return (ids,)
+
+
+class BertClassifier(SequenceClassifier):
+    """``SequenceClassifier`` over word ids that can also read its encoder out as a masked LM.
+
+    Math: masked_lm: logits_t = h_t E^T at the positions t that ``masked_lm`` (B, T) marks, the decoder
+        tied to the token embedding E (no new parameters),
+        so a masked-LM loss on the training sentences (task option ``data.mlm_weight``) trains the
+        same weights the classifier uses.
+    Reference: Devlin et al. 2019, arXiv:1810.04805, Sec. 3.1 (masked LM); Press & Wolf 2017,
+        arXiv:1608.05859 (tied output embedding).
+    Shapes: ids (B, T) -> logits (B, num_classes); with ``masked_lm`` (B, T) bool -> (N, V) for its N
+        marked positions in row-major order (only those are read out: the V-wide matmul dominates).
+    Differs from paper: BERT's MLM head adds a dense layer, GELU, LayerNorm and an output bias.
+    """
+
+    def forward(self, ids: Tensor, key_mask: Tensor | None = None, masked_lm: Tensor | None = None) -> Tensor:
+        if masked_lm is None:
+            return super().forward(ids, key_mask)
+        return self.encoder(ids, key_mask)[masked_lm] @ self.encoder.token_embedding.weight.T
+
+
+@register_model("bert_classifier")
+def bert_classifier(vocab_size: int = 1000, num_classes: int = 2, max_len: int = 128, d_model: int = 128,
+                    num_layers: int = 2, num_heads: int = 4, dim_feedforward: int = 512, dropout: float = 0.1,
+                    norm_first: bool = False, pooling: str = "mean") -> BertClassifier:
+    """A small BERT-style encoder (2 layers, width 128) with a mean-pooled classification head."""
+    encoder = TransformerEncoder(vocab_size, max_len, d_model, num_layers, num_heads, dim_feedforward, dropout,
+                                 norm_first, pad_id=0)
+    return BertClassifier(encoder, num_classes, pooling, dropout)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from archzoo.errors import UserError
+from archzoo.layers.attention import KVBuffer, KVCache
 from archzoo.layers.dropout import Dropout
 from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
@@ -23,8 +24,9 @@ from archzoo.models import register_model
 
 POSITIONS = ("learned", "sinusoidal", "rotary")
 
-# (tokens (B, L), keys_0, values_0, keys_1, values_1, ...), keys and values (B, H, L, d_k) per layer
-Cache = tuple[Tensor, ...]
+# (tokens (B, L), kv_0, kv_1, ...): per layer the keys and values (B, H, L, d_k), as a (keys, values)
+# tuple or, once generation continues a state, a KVBuffer that grows in place
+Cache = tuple[Tensor | KVCache | KVBuffer, ...]
 
 
 class GPT(nn.Module):
@@ -100,9 +102,11 @@ class GPT(nn.Module):
         h = self.dropout(h)
         new_state: list[Tensor] = [x if state is None else torch.cat([state[0], x], dim=1)]
         for i, layer in enumerate(self.layers):
-            past = None if state is None else (state[1 + 2 * i], state[2 + 2 * i])
+            past = None if state is None else state[1 + i]
+            if isinstance(past, tuple) and not torch.is_grad_enabled():
+                past = KVBuffer(*past)  # generation: grow the cache in place from here on
             h, kv, _ = layer.forward_with_state(h, is_causal=True, past=past)
-            new_state.extend(kv)
+            new_state.append(kv)
         return self.head(self.norm(h)), tuple(new_state)
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:

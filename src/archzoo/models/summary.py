@@ -35,7 +35,9 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
     order: list[str] = []
     handles = []
     for name, module in model.named_modules():
-        if name and (not list(module.children()) or any(True for _ in module.parameters(recurse=False))):
+        # the model itself gets a row only when it computes with weights of its own or is a single layer
+        # (NBSVM, the parameter-free forecasts); otherwise its children's rows already add up to it
+        if not list(module.children()) or any(True for _ in module.parameters(recurse=False)):
             def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
                 if name not in outputs:
                     order.append(name)
@@ -56,15 +58,16 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
     root = type(model).__name__
 
     def total_flops(name: str) -> int:
-        return sum(flops_by_module.get(f"{root}.{name}", {}).values())
+        return sum(flops_by_module.get(f"{root}.{name}" if name else root, {}).values())
 
     modules = dict(model.named_modules())
     rows = []
     for name in order:
         out = outputs[name]
         module = modules[name]
-        flops = total_flops(name) - sum(total_flops(f"{name}.{child}") for child, _ in module.named_children())
-        rows.append(LayerRow(name, type(module).__name__, tuple(out.shape),
+        children = (f"{name}.{child}" if name else child for child, _ in module.named_children())
+        flops = total_flops(name) - sum(total_flops(child) for child in children)
+        rows.append(LayerRow(name or root, type(module).__name__, tuple(out.shape),
                              sum(p.numel() for p in module.parameters(recurse=False)), int(flops),
                              out.numel() * out.element_size()))
     return rows

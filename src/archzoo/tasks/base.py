@@ -40,6 +40,10 @@ class Task:
         """Arguments the data decides (input shape, number of classes); merged into the model config."""
         return {}
 
+    def init_model(self, model: nn.Module) -> None:
+        """Data-dependent initialisation of a freshly built model (before any resume loads its weights);
+        e.g. NBSVM's log-count ratios from the training split. Default: nothing."""
+
     def is_better(self, new: dict[str, float], best: dict[str, float]) -> bool:
         """Whether evaluation ``new`` beats ``best`` on the primary metric; ties (common for accuracy on
         a small validation set) go to the lower loss."""
@@ -99,6 +103,24 @@ class Task:
     def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
         """Full evaluation on the test split with plots; returns the figures."""
         raise NotImplementedError
+
+
+class TensorPairSplits:
+    """For tasks holding each split as an (inputs, targets) pair of tensors in ``self._splits`` and
+    reading them through ``self.split(name)``: the example count and the move to a device."""
+
+    device: torch.device
+    _splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def num_train_examples(self) -> int:
+        return len(self.split("train")[1])
+
+    def to(self, device: torch.device) -> None:
+        self.device = device
+        self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
 
 
 def step_seed(seed: int, step: int) -> int:

@@ -15,7 +15,7 @@ from archzoo.data.images import load_image_split
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, register_task
+from archzoo.tasks.base import Task, TensorPairSplits, register_task
 
 # Batched, seeded augmentations, applied in this order; ``data.augment`` joins any of them with "+"
 # ("crop+flip"), or is "none". "shift" and "crop" name one op: a random crop of the image zero-padded
@@ -117,8 +117,20 @@ def apply_cutout(x: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Ten
     return x.masked_fill(hole[:, None], 0.0)
 
 
+def accuracy_and_loss(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of float logits (N, K) against labels (N,)."""
+    return {"loss": F.cross_entropy(logits, labels).item(),
+            "accuracy": (logits.argmax(1) == labels).float().mean().item()}
+
+
+def confusion_matrix(labels: torch.Tensor, pred: torch.Tensor, k: int) -> tuple[torch.Tensor, list[float]]:
+    """The (K, K) confusion counts (rows: true class) on the CPU and each class's accuracy."""
+    confusion = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k).cpu()
+    return confusion, (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
+
+
 @register_task("classification")
-class ImageClassification(Task):
+class ImageClassification(TensorPairSplits, Task):
     Config = ClassificationConfig
     primary_metric = "accuracy"
     higher_is_better = True
@@ -178,13 +190,6 @@ class ImageClassification(Task):
         c, h, w = self.image_shape
         return {"in_channels": c, "image_size": h, "num_classes": len(self.classes)}
 
-    def num_train_examples(self) -> int:
-        return len(self.split("train")[1])
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
-
     def train_batch(self, indices: torch.Tensor, shard: slice, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         x_all, y_all = self.split("train")
         mine = indices.to(self.device)[shard]
@@ -220,9 +225,7 @@ class ImageClassification(Task):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         x, y = self.split(split)
-        logits = self.predict(model, x, batch_size)
-        return {"loss": F.cross_entropy(logits, y).item(),
-                "accuracy": (logits.argmax(1) == y).float().mean().item()}
+        return accuracy_and_loss(self.predict(model, x, batch_size), y)
 
     def summary_lines(self, result: dict[str, Any]) -> list[str]:
         lines = [f"{self.cfg.dataset} test ({result['examples']} examples): accuracy {result['accuracy']:.4f}, "
@@ -236,9 +239,7 @@ class ImageClassification(Task):
         x, y = self.split("test")
         logits = self.predict(model, x, batch_size)
         pred = logits.argmax(1)
-        k = len(self.classes)
-        confusion = torch.bincount(y * k + pred, minlength=k * k).reshape(k, k).cpu()
-        per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
+        confusion, per_class = confusion_matrix(y, pred, len(self.classes))
         wrong = (pred != y).nonzero().flatten()[:64].cpu()
         images = (x[wrong].float().cpu() * self.std + self.mean).clamp(0, 1)  # (per-channel) stats broadcast
         titles = [f"{self.classes[int(y[i])]}→{self.classes[int(pred[i])]}" for i in wrong]

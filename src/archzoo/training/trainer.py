@@ -84,7 +84,9 @@ class Trainer:
         seed_everything(tc.seed, tc.deterministic)
         self.task: Task = TASKS.get(cfg.task)(cfg.data, data_dir)
         self.cfg = replace(cfg, data=self.task.resolved_config()).with_model_args(self.task.model_args())
-        self.model: nn.Module = create_model(self.cfg.model.name, **self.cfg.model.args).to(self.device)
+        self.model: nn.Module = create_model(self.cfg.model.name, **self.cfg.model.args)
+        self.task.init_model(self.model)
+        self.model = self.model.to(self.device)
         if tc.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.task.to(self.device)
@@ -101,6 +103,9 @@ class Trainer:
             self.total_steps = min(self.total_steps, tc.max_steps)
         # one optimizer (and schedule) per phase of a step: one for most tasks, two for a GAN
         self.phases: list[tuple[str, nn.Module]] = self.task.optimizer_phases(self.model)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            # nothing to train (a naive forecast): no optimizer; fit() validates once, saves and reports
+            self.phases, self.total_steps = [], 0
         if self.dist.enabled and len(self.phases) > 1:
             raise UserError(f"the {cfg.task} task trains {len(self.phases)} networks with their own optimizers, "
                             "which distributed training does not support yet; run it in one process")
@@ -117,7 +122,7 @@ class Trainer:
         if resume:
             self._load_state()
         self.train_model: nn.Module = self.model
-        if self.dist.enabled:
+        if self.dist.enabled and self.phases:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
 
@@ -133,10 +138,10 @@ class Trainer:
         """State dicts of the phases' optimizers or schedulers: one, as single-optimizer runs have always
         stored it, or a table by phase name."""
         states = {name: item.state_dict() for (name, _), item in zip(self.phases, items, strict=True)}
-        return states if len(states) > 1 else next(iter(states.values()))
+        return states if len(states) != 1 else next(iter(states.values()))
 
     def _load_phase_states(self, items: list[Any], saved: Any) -> None:
-        table = saved if len(self.phases) > 1 else {self.phases[0][0]: saved}
+        table = saved if len(self.phases) != 1 else {self.phases[0][0]: saved}
         for (name, _), item in zip(self.phases, items, strict=True):
             item.load_state_dict(table[name])
 
@@ -269,6 +274,10 @@ class Trainer:
         seconds_at_start = self.train_seconds
         deadline = loop_start + tc.time_budget - seconds_at_start if tc.time_budget else math.inf
         try:
+            if not self.phases and self.step == 0:  # a model with no parameters: evaluate it as it is
+                if dry_run:
+                    return TrainResult(self.run_dir, "dry_run", 0, 0.0, test={"train_loss": self._first_batch_loss()})
+                self._validate(0, logger)
             while self.step < self.total_steps and self.stop_reason is None:
                 epoch, index = divmod(self.step, self.steps_per_epoch)
                 if order_epoch != epoch:
@@ -362,6 +371,13 @@ class Trainer:
 
             plot_curves(logger.records, self.run_dir / "curves.png")
         return result
+
+    @torch.no_grad()
+    def _first_batch_loss(self) -> float:
+        tc = self.cfg.train
+        order = self.task.epoch_order(0, tc.seed, tc.batch_size)[:tc.batch_size]
+        batch = self.task.train_batch(order, slice(0, tc.batch_size), step_seed(tc.seed, 0))
+        return self.task.loss(self.model, batch).item()
 
     def final_report(self) -> dict[str, Any]:
         """Test-set report of the best weights (the latest if there was no validation split)."""

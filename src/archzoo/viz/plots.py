@@ -133,3 +133,27 @@ def plot_run_comparison(runs: dict[str, Sequence[dict]], path: Path, title: str 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_forecast(times: Sequence[str], history: np.ndarray, forecast: np.ndarray, truth: np.ndarray | None,
+                  path: Path, title: str = "") -> Path:
+    """One variable: the look-back ``history`` (L,), then the ``forecast`` (H,) beside the ``truth`` (H,)
+    when it is known; ``times`` labels the steps it covers (L, or L + H with the truth)."""
+    plt = _pyplot()
+    length, horizon = len(history), len(forecast)
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    ax.plot(np.arange(length), history, color="0.35", lw=1.2, label="history")
+    future = np.arange(length - 1, length + horizon)  # joined to the last observed value
+    if truth is not None:
+        ax.plot(future, np.concatenate([history[-1:], truth]), color="tab:blue", lw=1.2, label="truth")
+    ax.plot(future, np.concatenate([history[-1:], forecast]), color="tab:red", lw=1.5, ls="--", label="forecast")
+    ax.axvline(length - 0.5, color="0.6", lw=0.8, ls=":")
+    ticks = np.linspace(0, len(times) - 1, num=min(6, len(times))).round().astype(int)
+    ax.set_xticks(ticks, [times[i] for i in ticks], fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

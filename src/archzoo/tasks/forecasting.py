@@ -1,0 +1,214 @@
+"""Time-series forecasting: look-back windows in, the next ``horizon`` steps out; MSE/MAE and RMSE/MAPE.
+
+Models take x (B, L, C) and return the forecast (B, H, C) (models/forecast.py). The series is
+standardised per variable with statistics of the training rows only (optionally after a log), the loss
+is the MSE on that scale, and the report gives MSE and MAE on the standardised scale (the ETTh1
+protocol of Informer, Autoformer, DLinear and PatchTST) and RMSE, MAE and MAPE on the original scale
+(the airline protocol). Every window of a split counts once, the last incomplete batch included.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archzoo.data.sources import DATASETS
+from archzoo.data.timeseries import SPLITS, Scaler, load_series, split_borders, window_starts
+from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text
+from archzoo.tasks.base import Task, register_task
+
+TRANSFORMS = ("none", "log")
+
+
+@dataclass(frozen=True)
+class ForecastingConfig:
+    dataset: str = "etth1"  # a catalogued series (archzoo data list) or the path of a CSV file
+    columns: tuple[str, ...] = ()  # the variables, input and output; () = every column (multivariate)
+    seq_len: int = 96  # look-back L
+    horizon: int = 96  # H steps forecast at once
+    transform: str = "none"  # none | log (before standardising; metrics stay on the original scale)
+    split: tuple[float, float] = (0.7, 0.1)  # CSV files only: train and val fractions of the rows, in time order
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 1 or self.horizon < 1:
+            raise UserError(f"data.seq_len and data.horizon must be >= 1, got {self.seq_len} and {self.horizon}")
+        if self.transform not in TRANSFORMS:
+            raise UserError(f"data.transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        if len(self.split) != 2 or min(self.split) <= 0 or sum(self.split) >= 1:
+            raise UserError(f"data.split must be two fractions > 0 with sum < 1 (train, val), got {list(self.split)}")
+
+
+def mape(pred: np.ndarray, true: np.ndarray) -> float | None:
+    """Mean absolute percentage error, 100 mean(|ŷ - y| / |y|); None where some |y| is below 1% of the
+    largest (ETTh1's load variables cross zero), since a near-zero truth makes the figure meaningless."""
+    scale = np.abs(true)
+    if scale.min() < 0.01 * scale.max():
+        return None
+    return float(np.mean(np.abs(pred - true) / scale) * 100)
+
+
+@register_task("forecasting")
+class Forecasting(Task):
+    Config = ForecastingConfig
+    primary_metric = "mse"
+    higher_is_better = False
+
+    def __init__(self, cfg: ForecastingConfig, data_dir: str | Path | None = None):
+        super().__init__(cfg, data_dir)
+        self.series = load_series(cfg.dataset, cfg.columns, data_dir)
+        meta = DATASETS.get(cfg.dataset).meta if cfg.dataset in DATASETS else {}
+        self.season = int(meta.get("season", 1))  # type: ignore[call-overload]
+        n = len(self.series)
+        self.borders = split_borders(n, meta.get("borders"), cfg.split)  # type: ignore[arg-type]
+        if self.borders["test"][1] > n:
+            raise UserError(f"{self.series.source} has {n} rows but {cfg.dataset}'s test split ends at row "
+                            f"{self.borders['test'][1]}; the file is truncated: fetch it again")
+        self._check_spans()
+        a, b = self.borders["train"]
+        self.scaler = Scaler.fit(self.series.values[a:b], cfg.transform == "log")
+        self.data = torch.tensor(self.scaler.transform(self.series.values), dtype=torch.float32)  # (rows, C)
+        self.starts = {s: torch.from_numpy(window_starts(s, self.borders[s], cfg.seq_len, cfg.horizon))
+                       for s in SPLITS}
+        self.device = torch.device("cpu")
+
+    def _check_spans(self) -> None:
+        """Each split must hold at least one window; say which setting to change."""
+        cfg, times = self.cfg, self.series.times
+        for split in ("test", "val", "train"):  # a horizon too long for the test span is the usual mistake
+            a, b = self.borders[split]
+            span = f"{b - a} rows, {times[a]} .. {times[b - 1]}" if b > a else "no rows"
+            if split == "train" and cfg.seq_len + cfg.horizon > b - a:
+                raise UserError(f"data.seq_len + data.horizon = {cfg.seq_len + cfg.horizon} is longer than the training "
+                                f"split of {cfg.dataset} ({span}); choose a shorter look-back or horizon")
+            if split != "train" and cfg.horizon > b - a:
+                raise UserError(f"data.horizon={cfg.horizon} is longer than the {split} split of {cfg.dataset} "
+                                f"({span}); choose data.horizon <= {b - a}")
+            if split != "train" and a - cfg.seq_len < 0:
+                raise UserError(f"data.seq_len={cfg.seq_len} reaches before the first row from the {split} split of "
+                                f"{cfg.dataset} (it starts at row {a}); choose data.seq_len <= {a}")
+
+    # -- windows -----------------------------------------------------------------------------
+    def windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, L, C) rows [s, s + L) and targets (B, H, C) rows [s + L, s + L + H) of each start s."""
+        rows = starts.to(self.data.device)[:, None] + torch.arange(self.cfg.seq_len + self.cfg.horizon,
+                                                                   device=self.data.device)
+        window = self.data[rows]
+        return window[:, :self.cfg.seq_len], window[:, self.cfg.seq_len:]
+
+    # -- the trainer contract ----------------------------------------------------------------
+    def model_args(self) -> dict[str, Any]:
+        return {"seq_len": self.cfg.seq_len, "horizon": self.cfg.horizon, "num_channels": len(self.series.columns)}
+
+    def has_split(self, name: str) -> bool:
+        return name in SPLITS
+
+    def num_train_examples(self) -> int:
+        return len(self.starts["train"])
+
+    def to(self, device: torch.device) -> None:
+        self.device = device
+        self.data = self.data.to(device)
+
+    def train_batch(self, indices: torch.Tensor, shard: slice, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.windows(self.starts["train"][indices[shard].cpu()])
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch
+        return F.mse_loss(model(x).float(), y)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, split: str, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forecasts and targets (windows, H, C) of every window of a split, standardised scale."""
+        if split not in SPLITS:
+            raise UserError(f"no {split!r} split; choose one of {', '.join(SPLITS)}")
+        model.eval()
+        outputs, targets = [], []
+        starts = self.starts[split]
+        for i in range(0, len(starts), batch_size):  # the last, incomplete batch included
+            x, y = self.windows(starts[i:i + batch_size])
+            outputs.append(model(x).float())
+            targets.append(y)
+        return torch.cat(outputs), torch.cat(targets)
+
+    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
+        """MSE and MAE over every window, step and variable of a split, on the standardised scale."""
+        pred, true = self.predict(model, split, batch_size)
+        return {"mse": F.mse_loss(pred, true).item(), "mae": F.l1_loss(pred, true).item()}
+
+    def original_scale(self, values: torch.Tensor) -> np.ndarray:
+        return self.scaler.inverse(values.detach().cpu().double().numpy())
+
+    def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
+        pred, true = self.predict(model, "test", batch_size)
+        p, t = self.original_scale(pred), self.original_scale(true)
+        a, b = self.borders["test"]
+        result: dict[str, Any] = {
+            "split": "test", "mse": F.mse_loss(pred, true).item(), "mae": F.l1_loss(pred, true).item(),
+            "rmse_original": float(np.sqrt(np.mean((p - t) ** 2))), "mae_original": float(np.mean(np.abs(p - t))),
+            "mape_original": mape(p, t),
+            "windows": len(true), "seq_len": self.cfg.seq_len, "horizon": self.cfg.horizon,
+            "columns": self.series.columns, "test_rows": [a, b],
+            "test_span": [self.series.times[a], self.series.times[b - 1]],
+        }
+        atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
+        self.plot(model, out_dir / "forecast.png")
+        return result
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        mape_text = "" if result["mape_original"] is None else f", MAPE {result['mape_original']:.2f}%"
+        return [f"{self.cfg.dataset} test ({result['windows']} windows, look-back {result['seq_len']}, horizon "
+                f"{result['horizon']}): MSE {result['mse']:.4f}, MAE {result['mae']:.4f} (standardised)",
+                f"original scale: RMSE {result['rmse_original']:.4f}, MAE {result['mae_original']:.4f}{mape_text}"]
+
+    # -- forecasts for people ----------------------------------------------------------------
+    @torch.no_grad()
+    def forecast(self, model: nn.Module, split: str = "test", window: int = -1, future: bool = False
+                 ) -> dict[str, Any]:
+        """One forecast on the original scale: the look-back ``history`` (L, C), the ``forecast`` (H, C)
+        and, unless ``future`` (forecasting past the end of the data), the ``truth`` (H, C)."""
+        n, length = len(self.series), self.cfg.seq_len
+        if future:
+            start = n - length
+        else:
+            starts = self.starts[split]
+            if not -len(starts) <= window < len(starts):
+                raise UserError(f"--window {window} is out of range: the {split} split has {len(starts)} windows "
+                                f"(0 .. {len(starts) - 1}, or -1 for the last)")
+            start = int(starts[window])
+        model.eval()
+        tensors = [*model.parameters(), *model.buffers()]
+        x = self.data[start:start + length].to(tensors[0].device if tensors else self.data.device)[None]
+        forecast = self.original_scale(model(x).float()[0])
+        end = start + length
+        times = self.series.times
+        return {"history_times": times[start:end], "history": self.series.values[start:end], "forecast": forecast,
+                "truth": None if future else self.series.values[end:end + self.cfg.horizon],
+                "forecast_times": times[end:end + self.cfg.horizon] if not future else [],
+                "columns": self.series.columns, "start": start}
+
+    def plot(self, model: nn.Module, path: Path, split: str = "test", window: int = -1, future: bool = False,
+             channel: str | None = None, title: str = "") -> Path:
+        from archzoo.viz.plots import plot_forecast
+
+        f = self.forecast(model, split, window, future)
+        k = self.channel_index(channel)
+        return plot_forecast(f["history_times"] + f["forecast_times"], f["history"][:, k], f["forecast"][:, k],
+                             None if f["truth"] is None else f["truth"][:, k], path,
+                             title or f"{self.cfg.dataset} {self.series.columns[k]}: look-back {self.cfg.seq_len}, "
+                                      f"horizon {self.cfg.horizon}")
+
+    def channel_index(self, channel: str | None) -> int:
+        columns = self.series.columns
+        if channel is None:
+            return len(columns) - 1  # the target is the last column by convention (ETTh1's OT)
+        if channel not in columns:
+            raise UserError(f"--channel {channel!r} is not a variable of this run; choose one of {', '.join(columns)}")
+        return columns.index(channel)

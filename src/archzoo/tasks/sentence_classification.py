@@ -1,0 +1,229 @@
+"""Sentence classification (MR): k-fold cross-validation, cross-entropy, accuracy, word-level prediction.
+
+Models take padded word ids (B, T) (``PAD_ID`` = 0 on the right) and return logits (B, classes); each
+derives its own padding mask from the ids, so a sentence's prediction does not depend on how much
+padding its batch has. The task owns the folds, the vocabulary and the dev slice for early stopping.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archzoo.data.sentences import PAD_ID, UNK_ID, WordVocab, fold_assignment, load_sentences, pad_batch, tokenize, trim
+from archzoo.data.sources import DATASETS
+from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text
+from archzoo.tasks.base import Task, TensorPairSplits, register_task, step_seed
+from archzoo.tasks.classification import accuracy_and_loss, confusion_matrix
+
+
+@dataclass(frozen=True)
+class SentenceClassificationConfig:
+    dataset: str = "rt-polarity"
+    num_folds: int = 10  # k-fold cross-validation (Kim 2014 on MR); the quick fixed split is fold 0
+    fold: int = 0  # the test fold; the other folds are the training part
+    fold_seed: int = 0  # seed of the fold assignment (fixed: every model sees the same folds)
+    val_fraction: float = 0.1  # dev slice carved from the training part with val_seed (early stopping)
+    val_seed: int = 0
+    min_freq: int = 1  # words seen fewer times in the training part map to <unk>
+    max_tokens: int = 128  # longer sentences are truncated
+    max_examples: int = 0  # 0: the whole dataset; else a seeded subset of this many (quick runs, tests)
+    mlm_weight: float = 0.0  # > 0: add this x a masked-LM loss on the training sentences (models with masked_lm)
+    mlm_probability: float = 0.15  # BERT's masking rate: of the chosen tokens 80% <unk>, 10% random, 10% kept
+    vocab: tuple[str, ...] = ()  # resolved from the training part when a run starts and saved with it
+
+    def __post_init__(self) -> None:
+        if self.num_folds < 2 or not 0 <= self.fold < self.num_folds:
+            raise UserError(f"data.fold must be in [0, data.num_folds) with num_folds >= 2, got fold={self.fold}, "
+                            f"num_folds={self.num_folds}")
+        if not 0 < self.val_fraction < 0.5:
+            raise UserError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        if self.min_freq < 1 or self.max_tokens < 1 or self.max_examples < 0:
+            raise UserError("data.min_freq and data.max_tokens must be >= 1, data.max_examples >= 0")
+        if self.mlm_weight < 0 or not 0 < self.mlm_probability < 1:
+            raise UserError("data.mlm_weight must be >= 0 and data.mlm_probability in (0, 1)")
+
+
+@register_task("sentence_classification")
+class SentenceClassification(TensorPairSplits, Task):
+    Config = SentenceClassificationConfig
+    primary_metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, cfg: SentenceClassificationConfig, data_dir: str | Path | None = None):
+        super().__init__(cfg, data_dir)
+        spec = DATASETS.get(cfg.dataset)
+        if spec.meta.get("format") != "sentences":
+            load_sentences(cfg.dataset, data_dir)  # raises the one-line error naming the sentence datasets
+        self.classes: list[str] = list(spec.meta["classes"])  # type: ignore[arg-type]
+        self.vocab: WordVocab | None = WordVocab(cfg.vocab) if cfg.vocab else None
+        self.device = torch.device("cpu")
+        self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- data ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Read the dataset, assign folds, carve the dev slice, build the vocabulary from the training
+        part only (the dev slice and the test fold never shape it) and encode every split."""
+        cfg = self.cfg
+        sentences, labels, _ = load_sentences(cfg.dataset, self.data_dir)
+        if cfg.max_examples:
+            keep = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(cfg.fold_seed))
+            keep = keep[:cfg.max_examples].sort().values
+            sentences, labels = [sentences[i] for i in keep], labels[keep]
+        if len(sentences) < cfg.num_folds * 2:
+            raise UserError(f"{len(sentences)} sentences are too few for {cfg.num_folds}-fold cross-validation; "
+                            "raise data.max_examples")
+        tokens = [tokenize(s) or [s.lower()] for s in sentences]  # a sentence of symbols only stays one token
+        folds = fold_assignment(len(tokens), cfg.num_folds, cfg.fold_seed)
+        test_idx = (folds == cfg.fold).nonzero().flatten()
+        rest = (folds != cfg.fold).nonzero().flatten()
+        order = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(cfg.val_seed))]
+        n_val = max(1, round(cfg.val_fraction * len(rest)))
+        parts = {"train": order[n_val:].sort().values, "val": order[:n_val].sort().values, "test": test_idx}
+        if self.vocab is None:
+            self.vocab = WordVocab.build((tokens[i] for i in parts["train"].tolist()), cfg.min_freq)
+        for name, idx in parts.items():
+            rows = [self.vocab.encode(tokens[i]) for i in idx.tolist()]
+            self._splits[name] = (pad_batch(rows, cfg.max_tokens).to(self.device), labels[idx].to(self.device))
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in ("train", "val", "test"):
+            raise UserError(f"no {name!r} split; choose one of train, val, test")
+        if not self._splits:
+            self._load()
+        return self._splits[name]
+
+    def encode(self, sentences: list[str]) -> torch.Tensor:
+        """Padded ids (B, T) of user sentences; an empty sentence, or one of unknown words only, raises
+        one line naming it and the fix."""
+        assert self.vocab is not None, "the vocabulary is resolved when a run starts"
+        rows = []
+        for sentence in sentences:
+            tokens = tokenize(sentence)
+            if not tokens:
+                raise UserError(f"sentence {sentence!r} has no words; give a sentence such as \"the film is a delight\"")
+            ids = self.vocab.encode(tokens)
+            if all(i == UNK_ID for i in ids):
+                raise UserError(f"no word of {sentence!r} is in the model's vocabulary ({len(self.vocab):,} words "
+                                f"from the {self.cfg.dataset} training sentences); rephrase it in plain English "
+                                "words, e.g. \"the film is a delight\"")
+            rows.append(ids)
+        return pad_batch(rows, self.cfg.max_tokens)
+
+    # -- the trainer contract --------------------------------------------------------------------
+    def resolved_config(self) -> SentenceClassificationConfig:
+        if self.vocab is None:
+            self._load()
+        assert self.vocab is not None
+        return replace(self.cfg, vocab=tuple(self.vocab.words))
+
+    def model_args(self) -> dict[str, Any]:
+        if self.vocab is None:
+            self._load()
+        assert self.vocab is not None
+        return {"vocab_size": len(self.vocab), "num_classes": len(self.classes)}
+
+    def init_model(self, model: nn.Module) -> None:
+        """Data-dependent initialisation: a model with ``fit_counts(ids, labels)`` (NBSVM's log-count
+        ratios) reads the training part once."""
+        if self.cfg.mlm_weight and "masked_lm" not in inspect.signature(model.forward).parameters:
+            raise UserError(f"data.mlm_weight > 0 needs a model with a masked-LM head (bert_classifier), not "
+                            f"{type(model).__name__}; set data.mlm_weight=0")
+        fit = getattr(model, "fit_counts", None)
+        if fit is not None:
+            fit(*self.split("train"))
+
+    def epoch_order(self, epoch: int, seed: int, batch_size: int) -> torch.Tensor:
+        """A random order in which each run of ``batch_size`` sentences has similar lengths (a bucket
+        iterator): shuffle, sort chunks of 50 batches by length, then shuffle the batches. Batches pad
+        less, and the order still depends only on (seed, epoch)."""
+        order = super().epoch_order(epoch, seed, batch_size)
+        lengths = (self.split("train")[0] != PAD_ID).sum(1).cpu()[order]
+        chunk = batch_size * 50
+        for start in range(0, len(order), chunk):
+            part = slice(start, start + chunk)
+            order[part] = order[part][lengths[part].argsort(stable=True)]
+        full = len(order) // batch_size * batch_size
+        batches = order[:full].view(-1, batch_size)
+        shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(step_seed(seed, -100_000 - epoch)))
+        return torch.cat([batches[shuffle].flatten(), order[full:]])
+
+    def has_split(self, name: str) -> bool:
+        return name in ("train", "val", "test")
+
+    def train_batch(self, indices: torch.Tensor, shard: slice, seed: int) -> tuple[torch.Tensor, ...]:
+        ids, labels = self.split("train")
+        mine = indices.to(self.device)[shard]
+        batch = trim(ids[mine])
+        if not self.cfg.mlm_weight:
+            return batch, labels[mine]
+        generator = torch.Generator().manual_seed(seed)  # the whole global batch's draw, each shard its slice
+        draw = torch.rand(3, len(indices), ids.shape[1], generator=generator)[:, shard, :batch.shape[1]]
+        words = torch.randint(UNK_ID + 1, len(self.vocab or ()), (len(indices), ids.shape[1]),
+                              generator=generator)[shard, :batch.shape[1]]
+        return batch, labels[mine], *(t.to(self.device) for t in (draw, words))
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        ids, labels = batch[:2]
+        loss = F.cross_entropy(model(ids).float(), labels)
+        if self.cfg.mlm_weight:
+            loss = loss + self.cfg.mlm_weight * self.masked_lm_loss(model, ids, *batch[2:])
+        return loss
+
+    def masked_lm_loss(self, model: nn.Module, ids: torch.Tensor, draw: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """BERT's masked-LM loss on the batch's own sentences: choose ``mlm_probability`` of the real
+        tokens; of those 80% become <unk> (the mask token), 10% a random word, 10% stay; predict the
+        originals at the chosen positions.
+
+        Reference: Devlin et al. 2019, arXiv:1810.04805, Sec. 3.1 (Task #1) and Appendix A.1.
+        """
+        real = ids != PAD_ID
+        chosen = real & (draw[0] < self.cfg.mlm_probability)
+        corrupted = torch.where(chosen & (draw[1] < 0.8), torch.full_like(ids, UNK_ID), ids)
+        corrupted = torch.where(chosen & (draw[1] >= 0.8) & (draw[2] < 0.5), words, corrupted)
+        chosen[0, 0] |= not chosen.any()  # at least one position, so the loss is defined
+        logits = model(corrupted, masked_lm=chosen)  # (N, V) at the chosen positions only
+        return F.cross_entropy(logits.float(), ids[chosen])
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Logits for padded ``ids`` in batches, each cut to its longest sentence (float32)."""
+        model.eval()
+        return torch.cat([model(trim(ids[i:i + batch_size])).float() for i in range(0, len(ids), batch_size)])
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
+        ids, labels = self.split(split)
+        return accuracy_and_loss(self.predict(model, ids, batch_size), labels)
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        lines = [f"{self.cfg.dataset} fold {result['fold']} of {result['num_folds']} ({result['examples']} test "
+                 f"sentences): accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}", "per-class accuracy:"]
+        return lines + [f"  {name:>12}  {acc:.4f}" for name, acc in result["per_class_accuracy"].items()]
+
+    @torch.no_grad()
+    def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
+        from archzoo.viz.plots import plot_confusion
+
+        ids, labels = self.split("test")
+        logits = self.predict(model, ids, batch_size)
+        pred = logits.argmax(1)
+        confusion, per_class = confusion_matrix(labels, pred, len(self.classes))
+        plot_confusion(confusion, self.classes, out_dir / "confusion.png")
+        result = {
+            "split": "test", "fold": self.cfg.fold, "num_folds": self.cfg.num_folds, "examples": len(labels),
+            "loss": F.cross_entropy(logits, labels).item(),
+            "accuracy": (pred == labels).double().mean().item(),
+            "per_class_accuracy": dict(zip(self.classes, per_class, strict=True)),
+            "confusion": confusion.tolist(),
+        }
+        atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
+        return result
