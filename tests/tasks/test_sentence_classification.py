@@ -115,3 +115,29 @@ def test_bad_config_is_a_one_line_error() -> None:
             SentenceClassificationConfig(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(UserError, match="not a sentence-classification dataset"):
         task(dataset="mnist")
+
+
+@needs_mr
+def test_masked_lm_pretraining_epochs_leave_the_classifier_head_alone_then_fine_tune(tmp_path: Path) -> None:
+    """With data.mlm_pretrain_epochs=1 the first epoch trains the encoder on the masked-LM loss only (the
+    classification head gets no gradient), and the next epoch fine-tunes the head."""
+    small = [*FAST, "data.max_examples=600", "model.args.d_model=32", "model.args.dim_feedforward=64",
+             "model.args.num_layers=1", "train.epochs=2", "train.warmup_steps=0", "data.mlm_pretrain_epochs=1"]
+    trainer = Trainer(resolve_config("mr-bert", small), tmp_path / "bert", progress=False, verbose=False)
+    head = {k: v.clone() for k, v in trainer.model.state_dict().items() if k.startswith("classifier")}
+    encoder = trainer.model.encoder.token_embedding.weight.detach().clone()
+    snapshots = []
+
+    def snapshot(t: Trainer) -> None:
+        if t.step % t.steps_per_epoch == 0:
+            snapshots.append(({k: v.clone() for k, v in t.model.state_dict().items() if k.startswith("classifier")},
+                              t.model.encoder.token_embedding.weight.detach().clone()))
+
+    trainer.on_step = snapshot
+    trainer.fit()
+    (head_1, encoder_1), (head_2, _) = snapshots
+    assert head and all(torch.equal(head[k], head_1[k]) for k in head)  # pre-training: the head is untouched
+    assert not torch.equal(encoder, encoder_1)  # ... while the encoder learns
+    assert any(not torch.equal(head_1[k], head_2[k]) for k in head)  # fine-tuning trains the head
+    with pytest.raises(UserError, match="masked-LM head"):
+        Trainer(resolve_config("mr-textcnn", [*FAST, "data.mlm_pretrain_epochs=1"]), tmp_path / "cnn", progress=False)

@@ -38,6 +38,7 @@ class SentenceClassificationConfig:
     max_examples: int = 0  # 0: the whole dataset; else a seeded subset of this many (quick runs, tests)
     mlm_weight: float = 0.0  # > 0: add this x a masked-LM loss on the training sentences (models with masked_lm)
     mlm_probability: float = 0.15  # BERT's masking rate: of the chosen tokens 80% <unk>, 10% random, 10% kept
+    mlm_pretrain_epochs: int = 0  # the first N epochs train the masked-LM loss alone (pre-training), then fine-tune
     vocab: tuple[str, ...] = ()  # resolved from the training part when a run starts and saved with it
 
     def __post_init__(self) -> None:
@@ -48,8 +49,13 @@ class SentenceClassificationConfig:
             raise UserError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.min_freq < 1 or self.max_tokens < 1 or self.max_examples < 0:
             raise UserError("data.min_freq and data.max_tokens must be >= 1, data.max_examples >= 0")
-        if self.mlm_weight < 0 or not 0 < self.mlm_probability < 1:
-            raise UserError("data.mlm_weight must be >= 0 and data.mlm_probability in (0, 1)")
+        if self.mlm_weight < 0 or not 0 < self.mlm_probability < 1 or self.mlm_pretrain_epochs < 0:
+            raise UserError("data.mlm_weight and data.mlm_pretrain_epochs must be >= 0 and data.mlm_probability "
+                            "in (0, 1)")
+
+    @property
+    def uses_mlm(self) -> bool:
+        return bool(self.mlm_weight or self.mlm_pretrain_epochs)
 
 
 @register_task("sentence_classification")
@@ -66,6 +72,7 @@ class SentenceClassification(TensorPairSplits, Task):
         self.classes: list[str] = list(spec.meta["classes"])  # type: ignore[arg-type]
         self.vocab: WordVocab | None = WordVocab(cfg.vocab) if cfg.vocab else None
         self.device = torch.device("cpu")
+        self.epoch = 0  # the training epoch, set by epoch_order (decides pre-training vs fine-tuning)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- data ----------------------------------------------------------------------------------
@@ -134,9 +141,9 @@ class SentenceClassification(TensorPairSplits, Task):
     def init_model(self, model: nn.Module) -> None:
         """Data-dependent initialisation: a model with ``fit_counts(ids, labels)`` (NBSVM's log-count
         ratios) reads the training part once."""
-        if self.cfg.mlm_weight and "masked_lm" not in inspect.signature(model.forward).parameters:
-            raise UserError(f"data.mlm_weight > 0 needs a model with a masked-LM head (bert_classifier), not "
-                            f"{type(model).__name__}; set data.mlm_weight=0")
+        if self.cfg.uses_mlm and "masked_lm" not in inspect.signature(model.forward).parameters:
+            raise UserError(f"data.mlm_weight and data.mlm_pretrain_epochs need a model with a masked-LM head "
+                            f"(bert_classifier), not {type(model).__name__}; set both to 0")
         fit = getattr(model, "fit_counts", None)
         if fit is not None:
             fit(*self.split("train"))
@@ -144,7 +151,9 @@ class SentenceClassification(TensorPairSplits, Task):
     def epoch_order(self, epoch: int, seed: int, batch_size: int) -> torch.Tensor:
         """A random order in which each run of ``batch_size`` sentences has similar lengths (a bucket
         iterator): shuffle, sort chunks of 50 batches by length, then shuffle the batches. Batches pad
-        less, and the order still depends only on (seed, epoch)."""
+        less, and the order still depends only on (seed, epoch). The trainer asks at the start of every
+        epoch (a resumed run too), which is how the task knows whether it is pre-training."""
+        self.epoch = epoch
         order = super().epoch_order(epoch, seed, batch_size)
         lengths = (self.split("train")[0] != PAD_ID).sum(1).cpu()[order]
         chunk = batch_size * 50
@@ -159,11 +168,23 @@ class SentenceClassification(TensorPairSplits, Task):
     def has_split(self, name: str) -> bool:
         return name in ("train", "val", "test")
 
+    @property
+    def pretraining(self) -> bool:
+        """Within the first ``mlm_pretrain_epochs``: BERT's pre-training (Devlin et al. 2019, Sec. 3.1),
+        the masked-LM loss alone on the training sentences, before fine-tuning on the labels
+        (here in-domain text only, as in Sun et al. 2019's within-task pre-training, arXiv:1905.05583)."""
+        return self.epoch < self.cfg.mlm_pretrain_epochs
+
+    def is_better(self, new: dict[str, float], best: dict[str, float]) -> bool:
+        """While pre-training the classification head is untrained: each evaluation counts as the best so
+        far, so early stopping and the best checkpoint start with fine-tuning."""
+        return self.pretraining or super().is_better(new, best)
+
     def train_batch(self, indices: torch.Tensor, shard: slice, seed: int) -> tuple[torch.Tensor, ...]:
         ids, labels = self.split("train")
         mine = indices.to(self.device)[shard]
         batch = trim(ids[mine])
-        if not self.cfg.mlm_weight:
+        if not self.cfg.uses_mlm:
             return batch, labels[mine]
         generator = torch.Generator().manual_seed(seed)  # the whole global batch's draw, each shard its slice
         draw = torch.rand(3, len(indices), ids.shape[1], generator=generator)[:, shard, :batch.shape[1]]
@@ -173,6 +194,8 @@ class SentenceClassification(TensorPairSplits, Task):
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         ids, labels = batch[:2]
+        if self.pretraining:
+            return self.masked_lm_loss(model, ids, *batch[2:])
         loss = F.cross_entropy(model(ids).float(), labels)
         if self.cfg.mlm_weight:
             loss = loss + self.cfg.mlm_weight * self.masked_lm_loss(model, ids, *batch[2:])
