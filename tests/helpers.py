@@ -20,6 +20,7 @@ MODEL_FAMILIES: dict[str, list[str]] = {
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
     "sentence_classifier": ["bert_classifier", "bigru_classifier", "bilstm_classifier", "nbsvm", "textcnn"],
     "transformer_lm": ["gpt"],
+    "translator": ["seq2seq_attention", "seq2seq_gru_context", "seq2seq_lstm", "transformer_seq2seq"],
 }
 REGISTERED_MODELS = sorted(name for names in MODEL_FAMILIES.values() for name in names)
 # Models whose forward has no matmul or convolution, so the FLOP count (multiply-adds only) is 0: the

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from archzoo.benchmarks import BENCHMARKS, alternate
 from archzoo.benchmarks.gpt import gpt_generation, gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
 from archzoo.benchmarks.mnist import throughput
 from archzoo.benchmarks.sentence import cross_validate
-from helpers import needs_mr, needs_shared_data
+from archzoo.benchmarks.translation import train_translator
+from helpers import SHARED_DATA, needs_mr, needs_shared_data
 
 
 def test_alternate_reports_the_median_ratio() -> None:
@@ -27,7 +30,8 @@ def test_every_issue_benchmark_is_registered() -> None:
         "cifar10-resnet20", "cnn-throughput",
         "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
         "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
-        "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937"}
+        "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
+        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer"}
 
 
 @needs_shared_data
@@ -52,3 +56,17 @@ def test_cross_validation_benchmark_runs(tmp_path: Path) -> None:
         "data.max_examples=600", "model.args.bigram_buckets=1024", "train.max_steps=4", "train.log_every_steps=2"])
     assert len(result["fold_accuracies"]) == 2 and 0 <= result["value"] <= 1 and result["std"] >= 0
     assert abs(result["value"] - sum(result["fold_accuracies"]) / 2) < 1e-3
+
+
+def test_translation_benchmark_runs_and_plots_every_model(tmp_path: Path) -> None:
+    if not (SHARED_DATA / "multi30k").is_dir():
+        pytest.skip("../shared/data/multi30k not staged")
+    tiny = ["data.max_train_pairs=200", "data.max_eval_pairs=16", "data.vocab_size=150", "train.max_steps=3",
+            "train.batch_size=32", "train.precision='fp32'", "model.args.d_model=32", "model.args.num_heads=4",
+            "model.args.dim_feedforward=32", "model.args.num_encoder_layers=1", "model.args.num_decoder_layers=1"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARCHZOO_DATA", str(SHARED_DATA))
+        result = train_translator("multi30k-transformer", tmp_path / "multi30k-transformer", tiny)
+    assert 0 <= result["value"] <= 100 and result["steps"] == 3
+    assert set(result["other_test_sets"]) == {"test2017", "test2018"} and result["sentences_per_s"]["greedy"] > 0
+    assert Path(result["bleu_by_length_plot"]).stat().st_size > 0

@@ -110,4 +110,5 @@ from archzoo.benchmarks import (  # noqa: E402,F401  (register the benchmarks)
     lm,
     mnist,
     sentence,
+    translation,
 )

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         result = task.report(model.to(device), out, args.batch_size)
     lines = task.summary_lines(result)
     print("\n".join([f"{cfg.model.name} on {lines[0]}", *lines[1:]]))
-    written = [out / name for name in ("eval.json", "confusion.png", "misclassified.png", "samples.png", "forecast.png")
+    written = [out / name for name in ("eval.json", "confusion.png", "misclassified.png", "samples.png", "forecast.png",
+                                               "bleu_by_length.png")
                if (out / name).exists()]
     print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -140,6 +140,54 @@ register_dataset(DatasetSpec(
           "files_by_class": ["rt-polarity.neg", "rt-polarity.pos"]},
 ))
 
+# Multi30K Task 1 (data/translation.py): line i of X.de.gz translates line i of X.en.gz (so for fr, cs).
+# cs has no 2017 test sets. Checksums measured on the files of upstream commit a3d2e0d2.
+_M30K_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/"
+_M30K_FILES = (
+    ("train.de.gz", "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6", 637_044),
+    ("train.en.gz", "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f", 568_929),
+    ("train.fr.gz", "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c", 604_242),
+    ("train.cs.gz", "a65adb8b32e3bc664f21ecba7a6e7f6950fd1f405e135f7c312faabdb6255077", 593_827),
+    ("val.de.gz", "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a", 24_681),
+    ("val.en.gz", "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28", 21_650),
+    ("val.fr.gz", "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9", 23_001),
+    ("val.cs.gz", "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc", 22_096),
+    ("test_2016_flickr.de.gz", "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8", 22_890),
+    ("test_2016_flickr.en.gz", "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9", 21_077),
+    ("test_2016_flickr.fr.gz", "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90", 22_310),
+    ("test_2016_flickr.cs.gz", "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1", 22_572),
+    ("test_2017_flickr.de.gz", "a2c89666db00c495cd8513b9d708d5a3acc205d7de312ef2bf5fb7ebc1540aee", 21_471),
+    ("test_2017_flickr.en.gz", "76a444ee25172e72695cddb13ae4a3bda59430617be88e0bb46b60504f054074", 19_138),
+    ("test_2017_flickr.fr.gz", "3ba671ceb2299f3304ffafefea7a833d08632fbaf0ba18546f8a2ec2391af496", 20_434),
+    ("test_2017_mscoco.de.gz", "799e4854c25d601cb6cb6be29eabe5667734c61ace2f495e03e429031a0bc338", 10_230),
+    ("test_2017_mscoco.en.gz", "aab300bfb4427697987e02cd0aacd44bfe8aa50456231b6474c08038bbed2b58", 8_844),
+    ("test_2017_mscoco.fr.gz", "754f3072ba9f124569ba5258b32730fc1d214bbf8e0c6dfb2b74401676220db0", 9_751),
+    ("test_2018_flickr.de.gz", "ddd0130c7d97482dc5197a02141dae8dd79f20f03586c480d675c09a32daf608", 26_461),
+    ("test_2018_flickr.en.gz", "ef4f4844037d4c5dea75c9a8ed5fd78905967a26f67c255e230cc9780032654d", 23_514),
+    ("test_2018_flickr.fr.gz", "fb2b83fcceb937a4f7e3e93c1c51c22aba92f1e342391e6b5ba392b16a920501", 25_321),
+    ("test_2018_flickr.cs.gz", "7d0a9db904f94c554a8c58049a9f3a5357c27f46cc3d710d70cb0b4a2585b8c2", 25_181),
+)
+register_dataset(DatasetSpec(
+    name="multi30k",
+    folder="multi30k",
+    description="Multi30K Task 1: Flickr30K image captions with professional translations, en <-> de/fr/cs, "
+                "gzip UTF-8, one untokenized sentence per line",
+    license="no license file upstream; the README provides the data 'solely for researchers and educators who wish "
+            "to use the dataset for non-commercial research and/or educational purposes' (partly derived from Flickr30K)",
+    citation="Elliott, Frank, Sima'an & Specia 2016, Multi30K: Multilingual English-German Image Descriptions, "
+             "5th Workshop on Vision and Language, arXiv:1605.00459; fr: Elliott et al., WMT 2017; "
+             "cs: Barrault et al., WMT 2018",
+    splits={"train": "29,000 pairs", "val": "1,014 pairs",
+            "test2016": "test_2016_flickr, 1,000 pairs (the standard test set, as in torchtext's Multi30k)",
+            "test2017": "test_2017_flickr, 1,000 pairs (WMT 2017; no cs)",
+            "test2017-mscoco": "test_2017_mscoco, 461 pairs (WMT 2017 out-of-domain; no cs)",
+            "test2018": "test_2018_flickr, 1,071 pairs (WMT 2018)"},
+    files=tuple(FileSpec(name, sha, size, _M30K_URL + name) for name, sha, size in _M30K_FILES),
+    meta={"format": "parallel", "languages": ["cs", "de", "en", "fr"],
+          "splits": {"train": "train", "val": "val", "test2016": "test_2016_flickr", "test2017": "test_2017_flickr",
+                     "test2018": "test_2018_flickr", "test2017-mscoco": "test_2017_mscoco"}},
+))
+
 # Time series (forecasting task, data/timeseries.py): one CSV each, a time column then the variables.
 # ``borders`` are the standard row ranges [a, b) of train / val / test (val and test windows' inputs
 # reach one look-back into the split before); ``season`` is the period of the seasonal-naive baseline.

@@ -62,5 +62,6 @@ from archzoo.models import (  # noqa: E402,F401
     resnet,
     rnn_lm,
     sentence,
+    seq2seq,
     vgg,
 )

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from archzoo.layers.impl import use_impl
+from archzoo.layers.impl import ImplSwitch, use_impl
 
 
 @dataclass
@@ -23,8 +23,8 @@ class LayerRow:
 
 
 def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
-    """One row per module that computes something itself — a leaf, or a module with parameters of
-    its own such as multi-head attention — in call order, for one forward pass of ``example_inputs``.
+    """One row per module that computes something itself — a leaf, a module with parameters of its
+    own, or a switchable layer made of submodules such as attention — in call order, for one forward pass of ``example_inputs``.
 
     FLOPs come from ``torch.utils.flop_counter`` on the reference path (a multiply-add counts as
     2 FLOPs; elementwise work is not counted); a row counts its own work, not its children's.
@@ -34,10 +34,15 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
     outputs: dict[str, torch.Tensor] = {}
     order: list[str] = []
     handles = []
+    # a switchable layer built of submodules (attention) is one row: its reference path computes with its
+    # children's weights through functions, so the children themselves may never be called
+    composite = {name for name, m in model.named_modules() if isinstance(m, ImplSwitch) and list(m.children())}
     for name, module in model.named_modules():
+        if any(name.startswith(root + ".") for root in composite):
+            continue
         # the model itself gets a row only when it computes with weights of its own or is a single layer
         # (NBSVM, the parameter-free forecasts); otherwise its children's rows already add up to it
-        if not list(module.children()) or any(True for _ in module.parameters(recurse=False)):
+        if name in composite or not list(module.children()) or any(True for _ in module.parameters(recurse=False)):
             def hook(mod: nn.Module, args: tuple, out: Any, name: str = name) -> None:
                 if name not in outputs:
                     order.append(name)
@@ -61,14 +66,17 @@ def summarize(model: nn.Module, batch_size: int = 1) -> list[LayerRow]:
         return sum(flops_by_module.get(f"{root}.{name}" if name else root, {}).values())
 
     modules = dict(model.named_modules())
-    rows = []
+    rows, counted = [], set()  # a tied weight (shared embedding and output layer) counts at its first row
     for name in order:
         out = outputs[name]
         module = modules[name]
-        children = (f"{name}.{child}" if name else child for child, _ in module.named_children())
+        whole = name in composite
+        children = () if whole else (f"{name}.{child}" if name else child for child, _ in module.named_children())
         flops = total_flops(name) - sum(total_flops(child) for child in children)
+        params = [p for p in module.parameters(recurse=whole) if id(p) not in counted]
+        counted.update(id(p) for p in params)
         rows.append(LayerRow(name or root, type(module).__name__, tuple(out.shape),
-                             sum(p.numel() for p in module.parameters(recurse=False)), int(flops),
+                             sum(p.numel() for p in params), int(flops),
                              out.numel() * out.element_size()))
     return rows
 

@@ -133,5 +133,25 @@ def random_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(num_examples, generator=torch.Generator().manual_seed(step_seed(seed, -1 - epoch)))
 
 
+def length_buckets(lengths: torch.Tensor, batch_size: int, seed: int, epoch: int) -> torch.Tensor:
+    """A training order for one epoch whose runs of ``batch_size`` examples have similar lengths, so
+    batches pad little (a bucket iterator, as torchtext's BucketIterator): ``random_order``, each chunk
+    of 50 batches sorted by length (stable), then whole batches shuffled; a last partial batch stays at
+    the end. Depends only on (lengths, batch_size, seed, epoch).
+
+    Shapes: lengths (N,) -> order (N,) int64, a permutation of range(N).
+    """
+    order = random_order(len(lengths), seed, epoch)
+    shuffled = lengths.cpu()[order]
+    chunk = batch_size * 50
+    for start in range(0, len(order), chunk):
+        part = slice(start, start + chunk)
+        order[part] = order[part][shuffled[part].argsort(stable=True)]
+    full = len(order) // batch_size * batch_size
+    batches = order[:full].view(-1, batch_size)
+    shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(step_seed(seed, -100_000 - epoch)))
+    return torch.cat([batches[shuffle].flatten(), order[full:]])
+
+
 TASKS: Registry[type[Task]] = Registry("task")
 register_task = TASKS.register

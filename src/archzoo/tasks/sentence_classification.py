@@ -21,7 +21,7 @@ from archzoo.data.sentences import PAD_ID, UNK_ID, WordVocab, fold_assignment, l
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, TensorPairSplits, register_task, step_seed
+from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
 from archzoo.tasks.classification import accuracy_and_loss, confusion_matrix
 
 
@@ -154,16 +154,7 @@ class SentenceClassification(TensorPairSplits, Task):
         less, and the order still depends only on (seed, epoch). The trainer asks at the start of every
         epoch (a resumed run too), which is how the task knows whether it is pre-training."""
         self.epoch = epoch
-        order = super().epoch_order(epoch, seed, batch_size)
-        lengths = (self.split("train")[0] != PAD_ID).sum(1).cpu()[order]
-        chunk = batch_size * 50
-        for start in range(0, len(order), chunk):
-            part = slice(start, start + chunk)
-            order[part] = order[part][lengths[part].argsort(stable=True)]
-        full = len(order) // batch_size * batch_size
-        batches = order[:full].view(-1, batch_size)
-        shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(step_seed(seed, -100_000 - epoch)))
-        return torch.cat([batches[shuffle].flatten(), order[full:]])
+        return length_buckets((self.split("train")[0] != PAD_ID).sum(1), batch_size, seed, epoch)
 
     def has_split(self, name: str) -> bool:
         return name in ("train", "val", "test")

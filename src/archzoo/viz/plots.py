@@ -157,3 +157,42 @@ def plot_forecast(times: Sequence[str], history: np.ndarray, forecast: np.ndarra
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_attention(weights: torch.Tensor, source: Sequence[str], target: Sequence[str], path: Path,
+                   title: str = "") -> Path:
+    """Heatmap of attention weights (T, S): one row per output token, one column per source token."""
+    plt = _pyplot()
+    T, S = weights.shape
+    fig, ax = plt.subplots(figsize=(1.5 + 0.42 * S, 1.2 + 0.36 * T))
+    ax.imshow(weights.float().numpy(), cmap="viridis", vmin=0, aspect="auto")
+    ax.set_xticks(range(S), source, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(T), target, fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_bleu_by_length(series: dict[str, Sequence[tuple[str, float]]], path: Path, title: str = "") -> Path:
+    """Grouped bars: BLEU per source-length bucket, one bar colour per model (``series[model]`` lists
+    (bucket label, BLEU) in bucket order)."""
+    plt = _pyplot()
+    labels = [label for label, _ in next(iter(series.values()))]
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(labels), 3.8))
+    for i, (name, points) in enumerate(series.items()):
+        ax.bar(np.arange(len(labels)) + (i - (len(series) - 1) / 2) * width, [b for _, b in points], width, label=name)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("source length (words)")
+    ax.set_ylabel("sacreBLEU")
+    ax.set_title(title or "BLEU by source length")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,318 @@
+"""Machine translation (Multi30K): teacher-forced training with label smoothing, greedy and beam-search
+decoding, sacreBLEU and chrF on detokenised output, perplexity, and BLEU by source length.
+
+The task owns the tokenizers (trained on the training split when a run starts and saved in its
+config), the padded id tensors of every split and all decoding; models only compute logits
+(models/seq2seq.py). Scores are sacreBLEU's defaults (13a tokenisation, case-sensitive) on the
+tokenizer's detokenised output against the untouched reference lines, with the signature printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from archzoo.data.sentences import trim
+from archzoo.data.sources import DATASETS
+from archzoo.data.translation import (
+    EOS_ID,
+    PAD_ID,
+    TOKENIZER_KINDS,
+    Tokenizer,
+    build_tokenizer,
+    encode_pairs,
+    load_parallel,
+    pad_ids,
+    tokenizer_from_string,
+)
+from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text
+from archzoo.tasks.base import Task, length_buckets, register_task
+from archzoo.tasks.decoding import Decoded, decode
+
+# What an empty input is told to look like, per language
+EXAMPLES = {"de": "Ein Mann fährt Fahrrad.", "en": "A man rides a bike.", "fr": "Un homme fait du vélo.",
+            "cs": "Muž jede na kole."}
+# Source-length buckets (words, by whitespace) for the BLEU-by-length plot: [low, high) each
+LENGTH_BUCKETS = ((1, 10), (10, 15), (15, 20), (20, 25), (25, 1000))
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    dataset: str = "multi30k"
+    source: str = "de"
+    target: str = "en"
+    tokenizer: str = "bpe"  # bpe (sentencepiece, one model per language) | word
+    vocab_size: int = 8000  # bpe: pieces per language
+    min_freq: int = 2  # word: rarer training words map to <unk>
+    lowercase: bool = False
+    max_tokens: int = 100  # longer sentences are truncated (training pairs silently, user input with a warning)
+    max_train_pairs: int = 0  # 0: every training pair; else the first N (quick runs, tests)
+    max_eval_pairs: int = 0  # 0: every validation and test pair; else the first N of each (quick runs, tests)
+    label_smoothing: float = 0.1  # Szegedy et al. 2016; Vaswani et al. 2017 use 0.1
+    teacher_forcing: float = 1.0  # probability that the decoder reads the true previous token
+    beam_size: int = 5  # decoding of the test report and of `archzoo translate`; validation decodes greedily
+    length_penalty: float = 1.0  # GNMT's alpha
+    max_len_a: float = 1.5  # outputs stop at max_len_a * source tokens + max_len_b
+    max_len_b: int = 10
+    decode_batch_size: int = 200
+    test_sets: tuple[str, ...] = ("test2016", "test2017", "test2018")
+    source_tokenizer: str = ""  # resolved from the training split when a run starts and saved with it
+    target_tokenizer: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZER_KINDS:
+            raise UserError(f"data.tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {self.tokenizer!r}")
+        if self.vocab_size < 16 or self.min_freq < 1 or self.max_tokens < 2 or min(self.max_train_pairs,
+                                                                                     self.max_eval_pairs) < 0:
+            raise UserError("data.vocab_size must be >= 16, data.min_freq >= 1, data.max_tokens >= 2 and "
+                            "data.max_train_pairs and data.max_eval_pairs >= 0")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.teacher_forcing <= 1:
+            raise UserError("data.label_smoothing must be in [0, 1) and data.teacher_forcing in [0, 1]")
+        if self.beam_size < 1 or self.max_len_a < 0 or self.max_len_b < 1 or self.decode_batch_size < 1:
+            raise UserError("data.beam_size, data.max_len_b and data.decode_batch_size must be >= 1, "
+                            "data.max_len_a >= 0")
+
+
+def max_output_len(cfg: TranslationConfig, src: Tensor) -> Tensor:
+    """Each source's output limit (B,): max_len_a x its tokens + max_len_b (fairseq's rule)."""
+    return ((src != PAD_ID).sum(1) * cfg.max_len_a).long() + cfg.max_len_b
+
+
+def sacrebleu_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
+    """Corpus sacreBLEU and chrF of detokenised hypotheses against one reference each, with signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    b, c = bleu.corpus_score(hypotheses, [references]), chrf.corpus_score(hypotheses, [references])
+    return {"bleu": b.score, "chrf": c.score, "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature()), "bleu_detail": str(b)}
+
+
+def bleu_by_length(sources: list[str], hypotheses: list[str], references: list[str]) -> list[tuple[str, float, int]]:
+    """(bucket label, corpus sacreBLEU, sentence count) per source-length bucket (LENGTH_BUCKETS)."""
+    from sacrebleu.metrics import BLEU
+
+    out = []
+    for low, high in LENGTH_BUCKETS:
+        idx = [i for i, s in enumerate(sources) if low <= len(s.split()) < high]
+        label = f"{low}-{high - 1}" if high < 1000 else f"{low}+"
+        score = BLEU().corpus_score([hypotheses[i] for i in idx], [[references[i] for i in idx]]).score if idx else 0.0
+        out.append((label, score, len(idx)))
+    return out
+
+
+@register_task("translation")
+class Translation(Task):
+    Config = TranslationConfig
+    primary_metric = "bleu"
+    higher_is_better = True
+
+    def __init__(self, cfg: TranslationConfig, data_dir: str | Path | None = None):
+        super().__init__(cfg, data_dir)
+        DATASETS.get(cfg.dataset)  # an unknown dataset raises its one line here
+        self.src_tok: Tokenizer | None = tokenizer_from_string(cfg.source_tokenizer) if cfg.source_tokenizer else None
+        self.tgt_tok: Tokenizer | None = tokenizer_from_string(cfg.target_tokenizer) if cfg.target_tokenizer else None
+        self.device = torch.device("cpu")
+        self._splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self._text: dict[str, tuple[list[str], list[str]]] = {}
+
+    @property
+    def pair(self) -> str:
+        return f"{self.cfg.source}-{self.cfg.target}"
+
+    # -- data ----------------------------------------------------------------------------------
+    def text(self, split: str) -> tuple[list[str], list[str]]:
+        """(source, reference) sentences of a split, untouched (references are what BLEU compares to)."""
+        if split not in self._text:
+            sources, targets = load_parallel(self.cfg.dataset, self.cfg.source, self.cfg.target, split, self.data_dir)
+            limit = self.cfg.max_train_pairs if split == "train" else self.cfg.max_eval_pairs
+            if limit:
+                sources, targets = sources[:limit], targets[:limit]
+            self._text[split] = (sources, targets)
+        return self._text[split]
+
+    def _tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        if self.src_tok is None or self.tgt_tok is None:
+            sources, targets = self.text("train")
+            cfg = self.cfg
+            self.src_tok = build_tokenizer(cfg.tokenizer, sources, cfg.vocab_size, cfg.min_freq, cfg.lowercase)
+            self.tgt_tok = build_tokenizer(cfg.tokenizer, targets, cfg.vocab_size, cfg.min_freq, cfg.lowercase)
+        return self.src_tok, self.tgt_tok
+
+    def split(self, name: str) -> tuple[Tensor, Tensor]:
+        """Padded ids of a split: sources (N, S) ending in EOS, targets (N, T) BOS ... EOS."""
+        if name not in self._splits:
+            src_tok, tgt_tok = self._tokenizers()
+            sources, targets = self.text(name)
+            src, tgt = encode_pairs(src_tok, tgt_tok, sources, targets, self.cfg.max_tokens)
+            self._splits[name] = (pad_ids(src).to(self.device), pad_ids(tgt).to(self.device))
+        return self._splits[name]
+
+    def has_split(self, name: str) -> bool:
+        return name in ("train", "val")
+
+    def num_train_examples(self) -> int:
+        return len(self.split("train")[0])
+
+    def to(self, device: torch.device) -> None:
+        self.device = device
+        self._splits = {k: (s.to(device), t.to(device)) for k, (s, t) in self._splits.items()}
+
+    # -- the trainer contract --------------------------------------------------------------------
+    def resolved_config(self) -> TranslationConfig:
+        src_tok, tgt_tok = self._tokenizers()
+        return replace(self.cfg, source_tokenizer=src_tok.to_string(), target_tokenizer=tgt_tok.to_string())
+
+    def model_args(self) -> dict[str, Any]:
+        src_tok, tgt_tok = self._tokenizers()
+        return {"src_vocab_size": len(src_tok), "tgt_vocab_size": len(tgt_tok)}
+
+    def epoch_order(self, epoch: int, seed: int, batch_size: int) -> torch.Tensor:
+        """Batches of similar source lengths (less padding), in an order that depends only on (seed, epoch)."""
+        lengths = (self.split("train")[0] != PAD_ID).sum(1).cpu()
+        return length_buckets(lengths, batch_size, seed, epoch)
+
+    def train_batch(self, indices: Tensor, shard: slice, seed: int) -> tuple[Tensor, ...]:
+        src, tgt = self.split("train")
+        mine = indices.to(self.device)[shard]
+        src_b, tgt_b = trim(src[mine]), trim(tgt[mine])
+        if self.cfg.teacher_forcing >= 1.0:
+            return src_b, tgt_b
+        # scheduled sampling: drawn over the whole global batch, each shard its slice
+        draw = torch.rand(len(indices), tgt.shape[1], generator=torch.Generator().manual_seed(seed))
+        sample_mask = (draw[shard, :tgt_b.shape[1] - 1] >= self.cfg.teacher_forcing).to(self.device)
+        return src_b, tgt_b, sample_mask
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        """Cross-entropy of the next target token, label-smoothed, over real (non-padding) tokens.
+
+        Math: L = -Σ_t [(1 - ε) log p(y_t | y_<t, x) + ε/V Σ_v log p(v | y_<t, x)] / #tokens
+        Reference: Szegedy et al. 2016, arXiv:1512.00567, Sec. 7; Vaswani et al. 2017, Sec. 5.4.
+        """
+        src, tgt = batch[:2]
+        logits = model(src, tgt[:, :-1], batch[2] if len(batch) > 2 else None)
+        return F.cross_entropy(logits.float().flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD_ID,
+                               label_smoothing=self.cfg.label_smoothing)
+
+    @torch.no_grad()
+    def teacher_forced_loss(self, model: nn.Module, split: str, batch_size: int) -> float:
+        """Mean per-token cross-entropy (no smoothing) with the true previous tokens; exp of it is the perplexity."""
+        model.eval()
+        src, tgt = self.split(split)
+        total, count = 0.0, 0
+        for i in range(0, len(src), batch_size):
+            s, t = trim(src[i:i + batch_size]), trim(tgt[i:i + batch_size])
+            logits = model(s, t[:, :-1]).float()
+            total += F.cross_entropy(logits.flatten(0, 1), t[:, 1:].flatten(), ignore_index=PAD_ID,
+                                     reduction="sum").item()
+            count += int((t[:, 1:] != PAD_ID).sum())
+        return total / max(count, 1)
+
+    # -- decoding ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_ids(self, model: nn.Module, src: Tensor, beam_size: int, need_weights: bool = False) -> Decoded:
+        """Decode padded source ids (N, S) in batches of similar length; results in the input order."""
+        model.eval()
+        lengths = (src != PAD_ID).sum(1)
+        order = lengths.argsort(descending=True, stable=True)
+        parts: list[Decoded] = []
+        bs = self.cfg.decode_batch_size
+        for i in range(0, len(src), bs):
+            chunk = trim(src[order[i:i + bs]])
+            parts.append(decode(model, chunk, beam_size, max_output_len(self.cfg, chunk), self.cfg.length_penalty,
+                                need_weights))
+        width = max(p.tokens.shape[1] for p in parts)
+        tokens = torch.cat([F.pad(p.tokens, (0, width - p.tokens.shape[1]), value=PAD_ID) for p in parts])
+        scores = torch.cat([p.scores for p in parts])
+        unorder = order.argsort()
+        attention = None
+        if need_weights and parts[0].attention is not None:
+            if len(parts) > 1:
+                raise UserError("attention maps are drawn for one batch of sentences at a time")
+            attention = parts[0].attention[unorder]
+        return Decoded(tokens[unorder], scores[unorder], attention)
+
+    def detokenize(self, decoded: Decoded) -> list[str]:
+        assert self.tgt_tok is not None
+        return [self.tgt_tok.decode(row) for row in decoded.rows()]
+
+    def encode_sources(self, sentences: list[str]) -> tuple[Tensor, list[int]]:
+        """Padded source ids (B, S) of user sentences and the indices of those truncated to
+        ``max_tokens``; an empty sentence raises one line naming it."""
+        src_tok, _ = self._tokenizers()
+        rows, truncated = [], []
+        for i, sentence in enumerate(sentences):
+            ids = src_tok.encode(sentence)
+            if not sentence.strip() or not ids:
+                raise UserError(f"sentence {i + 1} is empty; give a {self.cfg.source} sentence such as "
+                                f"{EXAMPLES.get(self.cfg.source, EXAMPLES['en'])!r}")
+            if len(ids) + 1 > self.cfg.max_tokens:
+                ids, truncated = ids[:self.cfg.max_tokens - 1], [*truncated, i]
+            rows.append([*ids, EOS_ID])
+        return pad_ids(rows).to(self.device), truncated
+
+    def translate(self, model: nn.Module, sentences: list[str], beam_size: int | None = None) -> list[str]:
+        src, _ = self.encode_sources(sentences)
+        return self.detokenize(self.decode_ids(model, src, beam_size or self.cfg.beam_size))
+
+    # -- evaluation --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
+        """Validation: greedy sacreBLEU (the primary metric), chrF, teacher-forced loss and perplexity."""
+        loss = self.teacher_forced_loss(model, split, batch_size)
+        hypotheses = self.detokenize(self.decode_ids(model, self.split(split)[0], 1))
+        scores = sacrebleu_scores(hypotheses, self.text(split)[1])
+        return {"bleu": scores["bleu"], "chrf": scores["chrf"], "loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        lines = [f"{self.cfg.dataset} {self.pair}: sacreBLEU, beam {result['beam_size']} and greedy",
+                 f"  signature {result['bleu_signature']}"]
+        for name, r in result["test_sets"].items():
+            lines.append(f"  {name:>9}: BLEU {r['beam']['bleu']:.2f} (greedy {r['greedy']['bleu']:.2f}), chrF "
+                         f"{r['beam']['chrf']:.2f}, perplexity {r['perplexity']:.2f}; {r['greedy']['sentences_per_s']:.1f} "
+                         f"sentences/s greedy, {r['beam']['sentences_per_s']:.1f} beam")
+        return lines
+
+    @torch.no_grad()
+    def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
+        """Every test set: greedy and beam sacreBLEU with chrF and speed, teacher-forced perplexity,
+        the hypotheses as text files, and the BLEU-by-source-length plot of the first test set."""
+        from archzoo.viz.plots import plot_bleu_by_length
+
+        result: dict[str, Any] = {"model": type(model).__name__, "pair": self.pair, "beam_size": self.cfg.beam_size,
+                                  "length_penalty": self.cfg.length_penalty, "test_sets": {}}
+        for name in self.cfg.test_sets:
+            sources, references = self.text(name)
+            loss = self.teacher_forced_loss(model, name, batch_size)
+            entry: dict[str, Any] = {"sentences": len(sources), "loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+            for label, beam in (("greedy", 1), ("beam", self.cfg.beam_size)):
+                start = time.perf_counter()
+                hypotheses = self.detokenize(self.decode_ids(model, self.split(name)[0], beam))
+                seconds = time.perf_counter() - start
+                scores = sacrebleu_scores(hypotheses, references)
+                result["bleu_signature"] = scores.pop("bleu_signature")
+                result["chrf_signature"] = scores.pop("chrf_signature")
+                entry[label] = {**scores, "seconds": seconds, "sentences_per_s": len(sources) / seconds}
+                atomic_write_text(out_dir / f"{name}.{label}.{self.cfg.target}", "\n".join(hypotheses) + "\n")
+                if label == "beam":
+                    entry["bleu_by_length"] = bleu_by_length(sources, hypotheses, references)
+            result["test_sets"][name] = entry
+        first = self.cfg.test_sets[0] if self.cfg.test_sets else None
+        if first:
+            headline = result["test_sets"][first]  # the figures `archzoo train` prints
+            result |= {"split": first, "bleu": headline["beam"]["bleu"], "greedy_bleu": headline["greedy"]["bleu"],
+                       "chrf": headline["beam"]["chrf"], "perplexity": headline["perplexity"]}
+            buckets = result["test_sets"][first]["bleu_by_length"]
+            plot_bleu_by_length({result["model"]: [(f"{label}\n(n={n})", b) for label, b, n in buckets]},
+                                out_dir / "bleu_by_length.png", f"{self.pair} {first}, beam {self.cfg.beam_size}")
+        atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
+        return result
