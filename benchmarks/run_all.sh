@@ -16,3 +16,7 @@ done
 for name in mr-nbsvm mr-textcnn mr-bilstm mr-bigru mr-bert; do   # MR 10-fold CV: about 2 hours alone on 2 cores
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
 done
+for name in multi30k-transformer multi30k-attention multi30k-gru_context multi30k-lstm; do   # translation: hours on 2 cores
+  .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
+done
+cp runs/bench/multi30k-bleu-by-length.png benchmarks/results/   # every model's BLEU by source length

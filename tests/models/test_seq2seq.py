@@ -15,7 +15,7 @@ from archzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 from archzoo.errors import UserError
 from archzoo.layers import use_impl
 from archzoo.models import create_model
-from archzoo.models.seq2seq import EncoderDecoder
+from archzoo.models.seq2seq import DeepOutput, EncoderDecoder
 from archzoo.tasks.decoding import beam_search, greedy_decode
 from archzoo.training.checkpoint import load_model, save_weights
 from archzoo.training.config import resolve_config
@@ -23,9 +23,9 @@ from helpers import MODEL_FAMILIES
 
 MODELS = MODEL_FAMILIES["translator"]
 SMALL = {"seq2seq_lstm": {"embedding_dim": 16, "hidden_size": 32},
-         "seq2seq_gru_context": {"embedding_dim": 16, "hidden_size": 32},
+         "seq2seq_gru_context": {"embedding_dim": 16, "hidden_size": 32, "maxout_size": 16},
          "seq2seq_attention": {"embedding_dim": 16, "encoder_hidden_size": 16, "decoder_hidden_size": 32,
-                               "attention_size": 16},
+                               "attention_size": 16, "maxout_size": 16},
          "transformer_seq2seq": {"d_model": 32, "num_heads": 4, "dim_feedforward": 64,
                                  "num_encoder_layers": 2, "num_decoder_layers": 2}}
 
@@ -119,6 +119,19 @@ def test_save_then_load_gives_identical_outputs(name: str, tmp_path: Path) -> No
     src, tgt = model.example_inputs(3)
     with torch.no_grad():
         assert torch.equal(loaded(src, tgt), model(src, tgt))
+
+
+def test_deep_output_is_maxout_then_projection_or_one_linear_layer() -> None:
+    torch.manual_seed(0)
+    deep, linear = DeepOutput(6, 4, 11), DeepOutput(6, 0, 11)
+    x = torch.randn(3, 5, 6)
+    hidden = x @ deep.hidden.weight.T + deep.hidden.bias  # (3, 5, 8): units 2j and 2j+1 pool into unit j
+    pooled = torch.maximum(hidden[..., 0::2], hidden[..., 1::2])
+    torch.testing.assert_close(deep(x), pooled @ deep.proj.weight.T + deep.proj.bias)
+    assert linear.hidden is None
+    torch.testing.assert_close(linear(x), x @ linear.proj.weight.T + linear.proj.bias)
+    with pytest.raises(UserError, match="maxout_size must be >= 1, or 0"):
+        create_model("seq2seq_attention", maxout_size=-1)
 
 
 def test_bad_ids_are_refused_with_one_line() -> None:

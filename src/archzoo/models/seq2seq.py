@@ -38,6 +38,30 @@ def select_rows(tensors: Tensors, index: Tensor) -> Tensors:
     return tuple(t.index_select(0, index) for t in tensors)
 
 
+class DeepOutput(nn.Module):
+    """The RNN decoders' output layer: a maxout hidden layer over the decoder state, the context and the
+    previous word's embedding, then the softmax projection; ``maxout_size`` 0 gives one linear layer.
+
+    Math: t̃ = W_t [s_t; c_t; E y_{t-1}] + b;  t_j = max(t̃_{2j-1}, t̃_{2j}), j = 1..l;  logits = W_o t + b_o
+    Reference: Bahdanau et al. 2015, arXiv:1409.0473, Appendix A.2.2 (deep output with a single maxout
+        hidden layer, l = 500), after Cho et al. 2014, arXiv:1406.1078, Appendix A.1; maxout: Goodfellow
+        et al. 2013, arXiv:1302.4389.
+    Shapes: (..., in_features) -> logits (..., vocab_size).
+    The l-unit bottleneck also makes the vocabulary projection l/in_features as costly as a linear layer's.
+    """
+
+    def __init__(self, in_features: int, maxout_size: int, vocab_size: int):
+        super().__init__()
+        self.maxout_size = maxout_size
+        self.hidden = Linear(in_features, 2 * maxout_size) if maxout_size else None
+        self.proj = Linear(maxout_size or in_features, vocab_size)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if self.hidden is not None:
+            features = self.hidden(features).unflatten(-1, (self.maxout_size, 2)).amax(-1)
+        return self.proj(features)
+
+
 class EncoderDecoder(nn.Module):
     """Base of the translation models: checks the ids, runs teacher forcing or scheduled sampling
     through ``step``, and offers ``example_inputs``. Subclasses define ``encode``, ``start``, ``step``
@@ -168,16 +192,18 @@ class GRUContextSeq2Seq(EncoderDecoder):
     """RNN encoder-decoder whose fixed context vector feeds every decoder step and the output layer.
 
     Math: c = h_S of GRU_enc(E_s x);  s_0 = tanh(W_0 c);  s_t = GRU_dec([E_t y_{t-1}; c], s_{t-1});
-          p(y_t | y_<t, x) = softmax(W_o [E_t y_{t-1}; s_t; c] + b_o)
+          p(y_t | y_<t, x) = softmax(DeepOutput([E_t y_{t-1}; s_t; c]))
     Reference: Cho, van Merriënboer, Gulcehre, Bahdanau, Bougares, Schwenk & Bengio 2014, "Learning
         Phrase Representations using RNN Encoder-Decoder for Statistical Machine Translation",
         arXiv:1406.1078, Sec. 2.2 and Appendix A.1.
     Shapes: src (B, S), tgt_in (B, T) -> logits (B, T, V); memory = (c (B, H),); state = (s (B, H),).
-    Differs from paper: a linear output layer instead of the maxout units; GRU sizes from
-        bentrevett/pytorch-seq2seq (2).
+    Differs from paper: GRU and embedding sizes from bentrevett/pytorch-seq2seq (2), not 1000 / 100;
+        the maxout output layer (``DeepOutput``) can be replaced by a linear one (``maxout_size`` 0, as
+        bentrevett's).
     """
 
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, hidden_size: int, dropout: float):
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, hidden_size: int, dropout: float,
+                 maxout_size: int):
         super().__init__(src_vocab_size, tgt_vocab_size)
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
@@ -185,7 +211,7 @@ class GRUContextSeq2Seq(EncoderDecoder):
         self.init_state = Linear(hidden_size, hidden_size)
         self.decoder = GRU(embedding_dim + hidden_size, hidden_size)
         self.dropout = Dropout(dropout)
-        self.out = Linear(embedding_dim + 2 * hidden_size, tgt_vocab_size)
+        self.out = DeepOutput(embedding_dim + 2 * hidden_size, maxout_size, tgt_vocab_size)
 
     def encode(self, src: Tensor) -> Tensors:
         lengths = source_lengths(self.check_ids(src, self.src_vocab_size, "source"))
@@ -215,18 +241,20 @@ class AttentionSeq2Seq(EncoderDecoder):
 
     Math: h_j = [h→_j; h←_j] (bidirectional GRU);  s_0 = tanh(W_s h←_1);
           α_tj = softmax_j(vᵀ tanh(W_a s_{t-1} + U_a h_j));  c_t = Σ_j α_tj h_j;
-          s_t = GRU([E_t y_{t-1}; c_t], s_{t-1});  p(y_t | y_<t, x) = softmax(W_o [s_t; c_t; E_t y_{t-1}] + b_o)
+          s_t = GRU([E_t y_{t-1}; c_t], s_{t-1});  p(y_t | y_<t, x) = softmax(DeepOutput([s_t; c_t; E_t y_{t-1}]))
     Reference: Bahdanau, Cho & Bengio 2015, "Neural Machine Translation by Jointly Learning to Align
         and Translate", arXiv:1409.0473, Sec. 3 and Appendix A.1 (eqs. for s_0, e_ij, c_i).
     Shapes: src (B, S), tgt_in (B, T) -> logits (B, T, V); memory = (annotations (B, S, 2H_e),
         projected keys U_a h_j (B, S, A), mask (B, S), h←_1 (B, H_e)); state = (s (B, H_d),); weights (B, S).
-    Differs from paper: a linear deep output instead of maxout; padding positions get no attention.
+    Differs from paper: sizes from bentrevett/pytorch-seq2seq (3) (GRUs 512, embeddings 256, not 1000 /
+        620); padding positions get no attention; ``maxout_size`` 0 replaces the maxout output layer by
+        a linear one (as bentrevett's).
     """
 
     attention_kind = "additive"
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, encoder_hidden_size: int,
-                 decoder_hidden_size: int, attention_size: int, dropout: float):
+                 decoder_hidden_size: int, attention_size: int, dropout: float, maxout_size: int):
         super().__init__(src_vocab_size, tgt_vocab_size)
         annotation = 2 * encoder_hidden_size
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
@@ -236,7 +264,7 @@ class AttentionSeq2Seq(EncoderDecoder):
         self.attention = AdditiveAttention(decoder_hidden_size, annotation, attention_size)
         self.decoder = GRU(embedding_dim + annotation, decoder_hidden_size)
         self.dropout = Dropout(dropout)
-        self.out = Linear(decoder_hidden_size + annotation + embedding_dim, tgt_vocab_size)
+        self.out = DeepOutput(decoder_hidden_size + annotation + embedding_dim, maxout_size, tgt_vocab_size)
 
     def encode(self, src: Tensor) -> Tensors:
         mask = self.check_ids(src, self.src_vocab_size, "source")
@@ -368,6 +396,11 @@ def check_sizes(name: str, embedding_or_width: int, hidden: tuple[int, ...], dro
     check_dropout(name, dropout)
 
 
+def check_maxout(name: str, maxout_size: int) -> None:
+    if maxout_size < 0:
+        raise UserError(f"{name}: maxout_size must be >= 1, or 0 for a linear output layer, got {maxout_size}")
+
+
 @register_model("seq2seq_lstm")
 def seq2seq_lstm(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embedding_dim: int = 256,
                  hidden_size: int = 512, num_layers: int = 2, dropout: float = 0.5, reverse_source: bool = True
@@ -379,20 +412,22 @@ def seq2seq_lstm(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embeddi
 
 @register_model("seq2seq_gru_context")
 def seq2seq_gru_context(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embedding_dim: int = 256,
-                        hidden_size: int = 512, dropout: float = 0.5) -> GRUContextSeq2Seq:
+                        hidden_size: int = 512, dropout: float = 0.5, maxout_size: int = 500) -> GRUContextSeq2Seq:
     """Cho et al. 2014's encoder-decoder with the context fed to every decoder step and the output."""
     check_sizes("seq2seq_gru_context", embedding_dim, (hidden_size,), dropout)
-    return GRUContextSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, dropout)
+    check_maxout("seq2seq_gru_context", maxout_size)
+    return GRUContextSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, dropout, maxout_size)
 
 
 @register_model("seq2seq_attention")
 def seq2seq_attention(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embedding_dim: int = 256,
                       encoder_hidden_size: int = 512, decoder_hidden_size: int = 512, attention_size: int = 512,
-                      dropout: float = 0.5) -> AttentionSeq2Seq:
-    """Bahdanau et al. 2015: bidirectional GRU encoder, additive attention, GRU decoder."""
+                      dropout: float = 0.5, maxout_size: int = 500) -> AttentionSeq2Seq:
+    """Bahdanau et al. 2015: bidirectional GRU encoder, additive attention, GRU decoder, maxout output."""
     check_sizes("seq2seq_attention", embedding_dim, (encoder_hidden_size, decoder_hidden_size, attention_size), dropout)
+    check_maxout("seq2seq_attention", maxout_size)
     return AttentionSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, encoder_hidden_size, decoder_hidden_size,
-                            attention_size, dropout)
+                            attention_size, dropout, maxout_size)
 
 
 @register_model("transformer_seq2seq")
