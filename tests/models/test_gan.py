@@ -13,7 +13,7 @@ from torch import nn
 from archzoo.config import to_dict
 from archzoo.errors import UserError
 from archzoo.models import MODELS, create_model, list_models
-from archzoo.models.gan import GAN
+from archzoo.models.gan import GAN, MinibatchStd
 from archzoo.training.checkpoint import load_model, save_weights
 from archzoo.training.config import resolve_config
 from helpers import MODEL_FAMILIES
@@ -132,6 +132,7 @@ def test_bad_labels_are_one_line_errors(name: str, kwargs: dict, labels: torch.T
     ("dcgan", {"image_size": 30}, "power of two"),
     ("dcgan", {"channels": 0}, "channels"),
     ("dcgan", {"d_channels": -1}, "d_channels must be >= 1"),
+    ("dcgan", {"minibatch_std": -2}, "minibatch_std is a group size"),
     ("cgan", {"num_classes": 1}, "num_classes >= 2"),
     ("gan_mlp", {"latent_dim": 0}, "latent_dim >= 1"),
     ("gan_mlp", {"dropout": 1.0}, "dropout"),
@@ -144,3 +145,43 @@ def test_bad_builder_arguments_are_one_line_errors(name: str, kwargs: dict, mess
 def test_wrong_noise_shape_is_a_one_line_error() -> None:
     with pytest.raises(UserError, match=r"expects noise of shape \(B, 100\)"):
         create_model("gan_mlp")(torch.randn(2, 64))
+
+
+def test_minibatch_std_matches_a_hand_computation() -> None:
+    """Karras et al. 2018, Sec. 3: per group, the std over the group of every feature and pixel, averaged
+    into one value that every member gets as an extra constant channel."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 2, 3, 3)
+    out = MinibatchStd(4)(x)
+    assert out.shape == (8, 3, 3, 3) and torch.equal(out[:, :2], x)
+    for n in range(8):
+        members = [m for m in range(8) if m % 2 == n % 2]  # groups of 4: sample n joins group n mod 2
+        values = x[members]  # (4, 2, 3, 3)
+        stds = [(sum((v - sum(values[:, c, i, j].tolist()) / 4) ** 2 for v in values[:, c, i, j].tolist()) / 4
+                 + 1e-8) ** 0.5 for c in range(2) for i in range(3) for j in range(3)]
+        assert torch.allclose(out[n, 2], torch.full((3, 3), sum(stds) / len(stds)), atol=1e-6)
+    whole = MinibatchStd(4)(x[:5])  # 5 samples do not split into groups of 4: the whole batch is one
+    assert torch.allclose(whole[:, 2], x[:5].std(0, unbiased=False).mean().expand(5, 3, 3), atol=1e-4)
+    same = MinibatchStd(0)(x[:1].expand(6, -1, -1, -1))  # identical samples: no spread, sqrt(1e-8)
+    assert torch.allclose(same[:, 2], torch.full((6, 3, 3), 1e-4))
+
+
+@pytest.mark.parametrize("kwargs", [{"minibatch_std": 4}, {"minibatch_std": 0, "base_conv": True},
+                                    {"minibatch_std": 4, "base_conv": True, "image_size": 32, "in_channels": 3}])
+def test_dcgan_options_keep_shapes_and_gradients(kwargs: dict) -> None:
+    model = create_model("dcgan", **kwargs).eval()
+    c, s = kwargs.get("in_channels", 1), kwargs.get("image_size", 28)
+    assert any(isinstance(m, MinibatchStd) for m in model.discriminator.modules())
+    with torch.no_grad():
+        for batch_size in (1, 5, 8):
+            z = torch.randn(batch_size, 100)
+            assert model.generator(z).shape == (batch_size, c, s, s) and model(z).shape == (batch_size, 1)
+    out = model.train()(torch.randn(8, 100))
+    (out * torch.randn_like(out)).sum().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+    # the spread feature feeds D's logit: a batch of copies scores differently from a varied batch
+    d = model.discriminator.eval()
+    images = torch.rand(8, c, s, s) * 2 - 1
+    with torch.no_grad():
+        assert not torch.allclose(d(images[:1].expand(8, -1, -1, -1))[0], d(images)[0])

@@ -80,16 +80,47 @@ def dcgan_depth(image_size: int) -> tuple[int, int]:
     return image_size, k
 
 
+class MinibatchStd(nn.Module):
+    """Append one feature map holding the spread of the batch: a discriminator that sees it can tell a
+    batch of near-identical samples from a varied one, so the generator is rewarded for variety.
+
+    Math: split the batch into groups of G samples (sample n joins group n mod (B / G)); per group,
+        s = mean over c, h, w of sqrt(Var_g[x_{g,c,h,w}] + 1e-8) (biased variance over the G members);
+        every member gets s as an extra constant channel. G = min(group_size, B), the whole batch
+        when that does not divide B (and when ``group_size`` is 0).
+    Reference: Karras, Aila, Laine & Lehtinen 2018, "Progressive Growing of GANs for Improved
+        Quality, Stability, and Variation", arXiv:1710.10196, Sec. 3 (group size 4 in their code).
+    Shapes: (B, C, H, W) -> (B, C + 1, H, W).
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = len(x)
+        g = min(self.group_size, b) if self.group_size else b
+        if b % g:
+            g = b
+        groups = x.float().view(g, b // g, *x.shape[1:])  # (G, B/G, C, H, W)
+        spread = (groups.var(0, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))  # (B/G,)
+        feature = spread.repeat(g).to(x.dtype)[:, None, None, None].expand(b, 1, *x.shape[2:])
+        return torch.cat([x, feature], 1)
+
+
 class DCGANGenerator(nn.Module):
     """Project and reshape, then fractionally strided convolutions with batch norm and ReLU.
 
     Math: h_0 = ReLU(BN(W z)) reshaped to (C * 2^(k-1), base, base); each of the k
         ConvTranspose2d(kernel 4, stride 2, padding 1) doubles H and W and halves the channels;
-        the last one outputs the image channels through tanh, with no batch norm.
+        the last one outputs the image channels through tanh, with no batch norm; with
+        ``base_conv`` a stride-1 ConvTranspose2d(kernel 5) -> BN -> ReLU at the base resolution
+        comes first.
     Shapes: z (B, Z) -> images (B, C, H, W), H = W = base * 2^k.
     """
 
-    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], channels: int, num_classes: int):
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], channels: int, num_classes: int,
+                 base_conv: bool = False):
         super().__init__()
         self.num_classes = num_classes
         base, k = dcgan_depth(image_shape[1])
@@ -98,6 +129,9 @@ class DCGANGenerator(nn.Module):
                                      nn.BatchNorm1d(math.prod(self.start)), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
         width = self.start[0]
+        if base_conv:
+            layers += [nn.ConvTranspose2d(width, width, 5, 1, 2, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True)]
         for _ in range(k - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
                        nn.ReLU(inplace=True)]
@@ -112,12 +146,13 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """Strided convolutions with batch norm (not on the input layer) and LeakyReLU 0.2, no pooling;
-    the last feature map is flattened into one logit.
+    the last feature map (with ``minibatch_std`` >= 0, plus the ``MinibatchStd`` channel) is
+    flattened into one logit.
 
     Shapes: images (B, C, H, W) -> logits (B, 1).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: int, num_classes: int):
+    def __init__(self, image_shape: tuple[int, int, int], channels: int, num_classes: int, minibatch_std: int = -1):
         super().__init__()
         self.num_classes = num_classes
         base, k = dcgan_depth(image_shape[1])
@@ -128,6 +163,9 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
+        if minibatch_std >= 0:
+            layers.append(MinibatchStd(minibatch_std))
+            width += 1
         layers += [nn.Flatten(), nn.Linear(width * base * base, 1)]
         self.net = nn.Sequential(*layers)
 
@@ -242,7 +280,7 @@ def cgan(in_channels: int = 1, image_size: int = 28, latent_dim: int = 100, num_
 
 @register_model("dcgan")
 def dcgan(in_channels: int = 1, image_size: int = 28, latent_dim: int = 100, channels: int = 64,
-          d_channels: int = 0, num_classes: int = 0) -> GAN:
+          d_channels: int = 0, num_classes: int = 0, minibatch_std: int = -1, base_conv: bool = False) -> GAN:
     """Deep convolutional GAN for 28x28 (two up-samplings from 7x7) or 32x32 (three from 4x4) images.
 
     Reference: Radford, Metz & Chintala 2015, "Unsupervised Representation Learning with Deep
@@ -251,14 +289,23 @@ def dcgan(in_channels: int = 1, image_size: int = 28, latent_dim: int = 100, cha
     Differs from paper: sized for small images (the paper's generator makes 64x64 from 4x4 with
         1024..128 channels); ``channels`` is G's last width and D's first (``d_channels``, when
         not 0, gives D its own, so a small generator can face a stronger critic); ``num_classes > 0``
-        conditions both networks on the class as in ``cgan``.
+        conditions both networks on the class as in ``cgan``. Two additions, both off by default:
+        ``minibatch_std`` >= 0 appends Karras et al.'s minibatch standard deviation (arXiv:1710.10196,
+        Sec. 3; ``MinibatchStd``, groups of that size, 0 for the whole batch) to D's last feature map,
+        so D can see a lack of variety; ``base_conv`` puts a stride-1 5x5 transposed convolution with
+        batch norm and ReLU at G's base resolution before the up-samplings, as the generator of the
+        TensorFlow DCGAN tutorial (tensorflow.org/tutorials/generative/dcgan) does at 7x7.
     """
     check_gan_shape("dcgan", in_channels, image_size, latent_dim, num_classes)
     check_widths("dcgan", "channels", (channels,))
     if d_channels < 0:
         raise UserError(f"dcgan: d_channels must be >= 1, or 0 for the same as channels, got {d_channels}")
+    if minibatch_std < -1:
+        raise UserError(f"dcgan: minibatch_std is a group size >= 1, 0 for the whole batch or -1 for none, "
+                        f"got {minibatch_std}")
     shape = (in_channels, image_size, image_size)
-    model = GAN(DCGANGenerator(latent_dim, shape, channels, num_classes),
-                DCGANDiscriminator(shape, d_channels or channels, num_classes), latent_dim, shape, num_classes)
+    model = GAN(DCGANGenerator(latent_dim, shape, channels, num_classes, base_conv),
+                DCGANDiscriminator(shape, d_channels or channels, num_classes, minibatch_std), latent_dim, shape,
+                num_classes)
     dcgan_init(model)
     return model
