@@ -35,7 +35,7 @@ from archzoo.data.translation import (
 )
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, length_buckets, register_task
+from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
 from archzoo.tasks.decoding import Decoded, decode
 
 # What an empty input is told to look like, per language
@@ -111,7 +111,7 @@ def bleu_by_length(sources: list[str], hypotheses: list[str], references: list[s
 
 
 @register_task("translation")
-class Translation(Task):
+class Translation(TensorPairSplits, Task):
     Config = TranslationConfig
     primary_metric = "bleu"
     higher_is_better = True
@@ -159,13 +159,6 @@ class Translation(Task):
 
     def has_split(self, name: str) -> bool:
         return name in ("train", "val")
-
-    def num_train_examples(self) -> int:
-        return len(self.split("train")[0])
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        self._splits = {k: (s.to(device), t.to(device)) for k, (s, t) in self._splits.items()}
 
     # -- the trainer contract --------------------------------------------------------------------
     def resolved_config(self) -> TranslationConfig:
