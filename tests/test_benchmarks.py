@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from archzoo.benchmarks import BENCHMARKS, alternate
+from archzoo.benchmarks import BENCHMARKS, alternate, run_benchmark
 from archzoo.benchmarks.gpt import gpt_generation, gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
 from archzoo.benchmarks.mnist import throughput
 from archzoo.benchmarks.sentence import cross_validate
 from archzoo.benchmarks.translation import train_translator
+from archzoo.errors import UserError
 from helpers import SHARED_DATA, needs_mr, needs_shared_data
 
 
@@ -70,3 +72,17 @@ def test_translation_benchmark_runs_and_plots_every_model(tmp_path: Path) -> Non
     assert 0 <= result["value"] <= 100 and result["steps"] == 3
     assert set(result["other_test_sets"]) == {"test2017", "test2018"} and result["sentences_per_s"]["greedy"] > 0
     assert Path(result["bleu_by_length_plot"]).stat().st_size > 0
+    # --resume of the finished run trains no further and reports again, now choosing the length penalty
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARCHZOO_DATA", str(SHARED_DATA))
+        again = train_translator("multi30k-transformer", tmp_path / "multi30k-transformer",
+                                 [*tiny, "data.length_penalties=[0.0, 1.0]"], resume=True)
+    assert again["steps"] == 3 and again["train_seconds"] <= result["train_seconds"]
+    report = json.loads((tmp_path / "multi30k-transformer" / "run" / "eval.json").read_text())
+    assert set(report["length_penalty_search"]["val_beam_bleu"]) == {"0.0", "1.0"}
+
+
+def test_only_single_run_benchmarks_resume(tmp_path: Path) -> None:
+    assert BENCHMARKS.get("multi30k-transformer").resumable and BENCHMARKS.get("fashion-resnet20").resumable
+    with pytest.raises(UserError, match="benchmark cnn-throughput cannot be resumed"):
+        run_benchmark("cnn-throughput", tmp_path, "archzoo bench cnn-throughput --resume", resume=True)

@@ -36,7 +36,7 @@ def test_degradation_collects_four_runs_into_one_plot(tmp_path: Path, monkeypatc
     calls = []
 
     def fake_train(preset: str, work_dir: Path, overrides: list[str] | None = None) -> dict:
-        calls.append(preset)
+        calls.append((preset, overrides))
         (work_dir / "run").mkdir(parents=True)
         depth = 56 if "56" in preset else 20
         good = preset.startswith("fashion-resnet")
@@ -47,7 +47,7 @@ def test_degradation_collects_four_runs_into_one_plot(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(cnn, "train_preset", fake_train)
     result = degradation(tmp_path)
-    assert calls == ["fashion-plain20", "fashion-plain56", "fashion-resnet20", "fashion-resnet56"]
+    assert calls == [(f"fashion-{model}", ["train.epochs=10"]) for model in ("plain20", "plain56", "resnet20", "resnet56")]
     assert result["value"] == round(0.854 - 0.844, 4) and result["plain56_minus_plain20"] < 0
     assert Path(result["plot"]).stat().st_size > 10_000
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from archzoo.cli.main import main
+from archzoo.cli.translate import reported_length_penalty
 from helpers import SHARED_DATA, cli
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "multi30k").is_dir(), reason="../shared/data/multi30k not staged")
@@ -65,6 +66,15 @@ def test_translate_sentences_and_files(run: Path, tmp_path: Path, capsys: pytest
     assert len((tmp_path / "en.txt").read_text(encoding="utf-8").splitlines()) == 2
 
 
+def test_translate_uses_the_length_penalty_the_report_chose(run: Path, tmp_path: Path) -> None:
+    report = json.loads((run / "eval.json").read_text())
+    assert set(report["length_penalty_search"]["val_beam_bleu"]) == {"0.0", "0.6", "0.8", "1.0", "1.2", "1.5"}
+    assert reported_length_penalty(run, 7.0) == report["length_penalty"]
+    (tmp_path / "eval.json").write_text(json.dumps({"length_penalty": 0.6}))
+    assert reported_length_penalty(tmp_path, 1.0) == 0.6
+    assert reported_length_penalty(tmp_path / "missing", 1.0) == 1.0
+
+
 def test_show_attention_draws_a_heatmap(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     png = tmp_path / "attention.png"
     rc, out, _ = cli(capsys, "translate", str(run), "Ein Mann fährt Fahrrad.", "--show-attention", str(png),
@@ -90,6 +100,7 @@ def test_an_overlong_sentence_is_truncated_with_a_warning(run: Path, capsys: pyt
     (["Ein Hund.", "--to", "fr"], "--to fr: this run translates de -> en"),
     ([], "nothing to translate"),
     (["Ein Hund.", "--beam", "0"], "--beam must be >= 1"),
+    (["Ein Hund.", "--length-penalty", "-1"], "--length-penalty must be >= 0"),
     (["Ein Hund.", "Ein Ball.", "--show-attention", "a.png"], "--show-attention draws one sentence"),
     (["Ein Hund.", "--show-attention", "a.png", "--layer", "5"], "--layer must be in"),
 ])

@@ -4,6 +4,7 @@ BLEU by source length, and bad input."""
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import subprocess
@@ -134,8 +135,35 @@ def test_empty_and_overlong_sentences(task: Translation) -> None:
     assert truncated == [1] and ids.shape[1] == task.cfg.max_tokens and ids[1, -1] == EOS_ID
 
 
+def test_the_length_penalty_is_chosen_on_validation_and_used_on_test(task: Translation, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation BLEU is faked per alpha so the choice is decided; the best one (the first of equals)
+    decodes the test set."""
+    searched = copy.copy(task)  # shares the loaded splits and tokenizers
+    searched.cfg = replace(task.cfg, length_penalties=(0.0, 0.6, 1.4, 2.0), test_sets=("test2016",))
+    val_bleu = {0.0: 10.0, 0.6: 30.0, 1.4: 30.0, 2.0: 20.0}
+    used: list[tuple[int, float]] = []
+    real_decode = Translation.decode_ids
+
+    def decode_ids(self, model, src, beam_size, need_weights=False, length_penalty=None):
+        used.append((len(src), length_penalty))
+        return real_decode(self, model, src, beam_size, need_weights, length_penalty)
+
+    def scores(hypotheses: list[str], references: list[str]) -> dict:
+        return {**sacrebleu_scores(hypotheses, references), "bleu": val_bleu.get(used[-1][1], 0.0)}
+
+    monkeypatch.setattr(Translation, "decode_ids", decode_ids)
+    monkeypatch.setattr("archzoo.tasks.translation.sacrebleu_scores", scores)
+    report = searched.report(tiny_transformer(task), tmp_path, batch_size=64)
+    assert report["length_penalty"] == 0.6
+    assert report["length_penalty_search"] == {"split": "val", "val_beam_bleu": {str(a): b for a, b in val_bleu.items()}}
+    assert used[:4] == [(50, alpha) for alpha in val_bleu]  # beam search over the 50 validation pairs
+    assert used[4:] == [(50, 0.6), (50, 0.6)]  # then greedy and beam on test2016 with the chosen alpha
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ({"tokenizer": "chars"}, "data.tokenizer must be one of bpe, word"),
+    ({"length_penalties": (1.0, -0.5)}, "data.length_penalty and data.length_penalties must be >= 0"),
     ({"teacher_forcing": 1.5}, "data.teacher_forcing in"),
     ({"beam_size": 0}, "data.beam_size"),
 ])

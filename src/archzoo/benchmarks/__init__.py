@@ -8,6 +8,7 @@ in the repository's ``benchmarks/results/``. Benchmarks measure; tests assert.
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import platform
 import statistics
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from archzoo.errors import UserError
 from archzoo.registry import Registry
 
 
@@ -29,14 +31,19 @@ class Benchmark:
     target: float
     direction: str  # ">=" or "<="
     description: str
-    run: Callable[[Path], dict[str, Any]]  # work_dir -> {"value": ..., extra figures}
+    run: Callable[..., dict[str, Any]]  # (work_dir, [resume=]) -> {"value": ..., extra figures}
+
+    @property
+    def resumable(self) -> bool:
+        """Whether the benchmark trains one run that ``archzoo bench --resume`` can continue."""
+        return "resume" in inspect.signature(self.run).parameters
 
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
 
 
 def register_benchmark(name: str, metric: str, target: float, direction: str, description: str):
-    def add(fn: Callable[[Path], dict[str, Any]]) -> Callable[[Path], dict[str, Any]]:
+    def add(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         BENCHMARKS.add(name, Benchmark(name, metric, target, direction, description, fn))
         return fn
 
@@ -57,6 +64,11 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def resume_run(work_dir: Path, resume: bool) -> bool:
+    """Whether a benchmark continues the run saved in ``work_dir/run`` (asked for, and one was saved)."""
+    return resume and (work_dir / "run" / "state.pt").is_file()
 
 
 def trainer_seconds(cfg: Any, run_dir: Path, warmup: int, steps: int) -> float:
@@ -87,10 +99,12 @@ def alternate(bare: Callable[[], float], ours: Callable[[], float], rounds: int)
             "bare_rates": [round(r) for r in bare_rates]}
 
 
-def run_benchmark(name: str, work_dir: Path, command: str) -> dict[str, Any]:
+def run_benchmark(name: str, work_dir: Path, command: str, resume: bool = False) -> dict[str, Any]:
     bench = BENCHMARKS.get(name)
+    if resume and not bench.resumable:
+        raise UserError(f"benchmark {name} cannot be resumed (it is not one training run); run it without --resume")
     start = time.perf_counter()
-    figures = bench.run(work_dir)
+    figures = bench.run(work_dir, resume=True) if resume else bench.run(work_dir)
     value = figures.pop("value")
     passed = value >= bench.target if bench.direction == ">=" else value <= bench.target
     return {

@@ -9,15 +9,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks import alternate, register_benchmark, resume_run, trainer_seconds
 from archzoo.models import create_model
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer, autocast
 
 
-def train_preset(preset: str, work_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+def train_preset(preset: str, work_dir: Path, overrides: list[str] | None = None,
+                 resume: bool = False) -> dict[str, Any]:
     cfg = resolve_config(preset, overrides or [])
-    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False).fit()
+    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False, resume=resume_run(work_dir, resume)).fit()
     assert result.test is not None
     return {"value": result.test["accuracy"], "preset": preset, "overrides": overrides or [],
             "train_seconds": round(result.train_seconds, 1), "steps": result.step,
@@ -25,8 +26,8 @@ def train_preset(preset: str, work_dir: Path, overrides: list[str] | None = None
 
 
 for _model, _target in (("simple_cnn", 0.993), ("lenet5", 0.991), ("mlp", 0.983)):
-    def _run(work_dir: Path, model: str = _model) -> dict[str, Any]:
-        return train_preset(f"mnist-{model}", work_dir)
+    def _run(work_dir: Path, model: str = _model, resume: bool = False) -> dict[str, Any]:
+        return train_preset(f"mnist-{model}", work_dir, resume=resume)
 
     register_benchmark(f"mnist-{_model}", "test_accuracy", _target, ">=",
                        f"{_model} trained with preset mnist-{_model}; accuracy on the 10,000 MNIST test images")(_run)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks import register_benchmark, resume_run
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 
@@ -37,11 +37,13 @@ def plot_all_lengths(bench_dir: Path) -> Path | None:
                                "Multi30K de-en test2016, beam 5: sacreBLEU by source length")
 
 
-def train_translator(preset: str, work_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Train ``preset`` into ``work_dir/run`` and gather its test report; the value is test2016 beam BLEU."""
+def train_translator(preset: str, work_dir: Path, overrides: list[str] | None = None,
+                     resume: bool = False) -> dict[str, Any]:
+    """Train ``preset`` into ``work_dir/run`` and gather its test report; the value is test2016 beam BLEU.
+    ``resume`` continues a saved run there (a finished one is only reported again)."""
     cfg = resolve_config(preset, overrides or [])
     start = time.perf_counter()
-    result = Trainer(cfg, work_dir / "run", progress=False, verbose=True).fit()
+    result = Trainer(cfg, work_dir / "run", progress=False, verbose=True, resume=resume_run(work_dir, resume)).fit()
     wall = time.perf_counter() - start
     assert result.test is not None
     test = result.test["test_sets"]
@@ -74,8 +76,8 @@ for _model, _target, _why in (
         ("attention", 30.0, "target 30 (anchor: bentrevett's Bahdanau attention 28.30)"),
         ("transformer", 37.0, "target 37 (anchor: bentrevett's Transformer 36.52); beam 5 should beat greedy "
                               "by >= 0.5 (field beam_minus_greedy)")):
-    def _run(work_dir: Path, model: str = _model) -> dict[str, Any]:
-        return train_translator(f"multi30k-{model}", work_dir)
+    def _run(work_dir: Path, model: str = _model, resume: bool = False) -> dict[str, Any]:
+        return train_translator(f"multi30k-{model}", work_dir, resume=resume)
 
     register_benchmark(f"multi30k-{_model}", "test2016_sacrebleu_beam5", _target, ">=",
                        _PROTOCOL.format(preset=f"multi30k-{_model}", why=_why))(_run)

@@ -11,6 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--json", type=Path, help="write the result record to this file")
     p.add_argument("--work-dir", type=Path, default=Path("runs/bench"), help="where benchmark runs are written")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the benchmark's interrupted training run in --work-dir (a finished one is only "
+                   "evaluated again); for the benchmarks that train one preset")
     p.set_defaults(run=run)
 
 
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable_dir(args.json.parent, "choose another --json path")
     work = ensure_writable_dir(args.work_dir / args.name, "choose another --work-dir")
     command = "archzoo bench " + args.name + (f" --json {shlex.quote(str(args.json))}" if args.json else "")
-    result = run_benchmark(args.name, work, command)
+    result = run_benchmark(args.name, work, command + (" --resume" if args.resume else ""), resume=args.resume)
     text = json.dumps(result, indent=2) + "\n"
     if args.json:
         atomic_write_text(args.json, text)

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, help="UTF-8 text file, one sentence per line")
     p.add_argument("--output", type=Path, help="write the translations here, one per line (default: print them)")
     p.add_argument("--beam", type=int, help="beam size (default: the run's data.beam_size); 1 decodes greedily")
+    p.add_argument("--length-penalty", type=float, metavar="ALPHA",
+                   help="GNMT length penalty of beam search (default: the one the run's test report chose on "
+                   "validation, else the run's data.length_penalty)")
     p.add_argument("--from", dest="source", metavar="LANG", help="the input's language; checked against the run's")
     p.add_argument("--to", dest="target", metavar="LANG", help="the wanted language; checked against the run's")
     p.add_argument("--show-attention", type=Path, metavar="PNG", help="draw the attention heatmap of one sentence")
@@ -73,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
                             f"that pair (--set data.source=... --set data.target=...) or use one")
     if args.beam is not None and args.beam < 1:
         raise UserError(f"--beam must be >= 1, got {args.beam}")
+    alpha = args.length_penalty
+    if alpha is None:
+        alpha = reported_length_penalty(args.run_dir, data.length_penalty)
+    if alpha < 0:
+        raise UserError(f"--length-penalty must be >= 0 (0 is no penalty), got {alpha}")
     sentences = read_sentences(args)
     if args.show_attention and len(sentences) != 1:
         raise UserError(f"--show-attention draws one sentence; got {len(sentences)}")
@@ -87,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     for i in truncated:
         print(f"warning: sentence {i + 1} has more than {data.max_tokens - 1} tokens; translated its first "
               f"{data.max_tokens - 1} (data.max_tokens)", file=sys.stderr)
-    decoded = task.decode_ids(model, src, args.beam or data.beam_size, need_weights=bool(args.show_attention))
+    decoded = task.decode_ids(model, src, args.beam or data.beam_size, need_weights=bool(args.show_attention),
+                              length_penalty=alpha)
     translations = task.detokenize(decoded)
     if args.output:
         atomic_write_text(args.output, "\n".join(translations) + "\n")
@@ -97,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
     if args.show_attention:
         draw_attention(args, model, task, src[0], decoded)
     return 0
+
+
+def reported_length_penalty(run_dir: Path, default: float) -> float:
+    """The length penalty of the run's test report (eval.json), which data.length_penalties may have
+    chosen on validation; ``default`` when there is no report."""
+    import json
+
+    try:
+        return float(json.loads((run_dir / "eval.json").read_text())["length_penalty"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
 
 
 def draw_attention(args: argparse.Namespace, model: Any, task: Any, src: Any, decoded: Any) -> None:

@@ -61,6 +61,9 @@ class TranslationConfig:
     teacher_forcing: float = 1.0  # probability that the decoder reads the true previous token
     beam_size: int = 5  # decoding of the test report and of `archzoo translate`; validation decodes greedily
     length_penalty: float = 1.0  # GNMT's alpha
+    # alphas to choose from by validation beam BLEU before the test report (Wu et al. 2016 tuned alpha
+    # on their development set); empty: use length_penalty
+    length_penalties: tuple[float, ...] = ()
     max_len_a: float = 1.5  # outputs stop at max_len_a * source tokens + max_len_b
     max_len_b: int = 10
     decode_batch_size: int = 200
@@ -77,6 +80,8 @@ class TranslationConfig:
                             "data.max_train_pairs and data.max_eval_pairs >= 0")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.teacher_forcing <= 1:
             raise UserError("data.label_smoothing must be in [0, 1) and data.teacher_forcing in [0, 1]")
+        if any(alpha < 0 for alpha in (self.length_penalty, *self.length_penalties)):
+            raise UserError("data.length_penalty and data.length_penalties must be >= 0 (GNMT's alpha; 0 is no penalty)")
         if self.beam_size < 1 or self.max_len_a < 0 or self.max_len_b < 1 or self.decode_batch_size < 1:
             raise UserError("data.beam_size, data.max_len_b and data.decode_batch_size must be >= 1, "
                             "data.max_len_a >= 0")
@@ -212,17 +217,19 @@ class Translation(TensorPairSplits, Task):
 
     # -- decoding ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode_ids(self, model: nn.Module, src: Tensor, beam_size: int, need_weights: bool = False) -> Decoded:
-        """Decode padded source ids (N, S) in batches of similar length; results in the input order."""
+    def decode_ids(self, model: nn.Module, src: Tensor, beam_size: int, need_weights: bool = False,
+                   length_penalty: float | None = None) -> Decoded:
+        """Decode padded source ids (N, S) in batches of similar length; results in the input order.
+        ``length_penalty`` defaults to data.length_penalty."""
         model.eval()
+        alpha = self.cfg.length_penalty if length_penalty is None else length_penalty
         lengths = (src != PAD_ID).sum(1)
         order = lengths.argsort(descending=True, stable=True)
         parts: list[Decoded] = []
         bs = self.cfg.decode_batch_size
         for i in range(0, len(src), bs):
             chunk = trim(src[order[i:i + bs]])
-            parts.append(decode(model, chunk, beam_size, max_output_len(self.cfg, chunk), self.cfg.length_penalty,
-                                need_weights))
+            parts.append(decode(model, chunk, beam_size, max_output_len(self.cfg, chunk), alpha, need_weights))
         width = max(p.tokens.shape[1] for p in parts)
         tokens = torch.cat([F.pad(p.tokens, (0, width - p.tokens.shape[1]), value=PAD_ID) for p in parts])
         scores = torch.cat([p.scores for p in parts])
@@ -276,20 +283,37 @@ class Translation(TensorPairSplits, Task):
         return lines
 
     @torch.no_grad()
+    def choose_length_penalty(self, model: nn.Module) -> tuple[float, dict[str, Any]]:
+        """The alpha of data.length_penalties with the best validation beam BLEU (the first of equals),
+        and the search's record; data.length_penalty with no search when the list is empty."""
+        if not self.cfg.length_penalties or self.cfg.beam_size == 1:
+            return self.cfg.length_penalty, {}
+        if not self.has_split("val"):
+            raise UserError(f"data.length_penalties are chosen on a validation split, which {self.cfg.dataset} "
+                            "lacks; set one data.length_penalty instead")
+        src, references = self.split("val")[0], self.text("val")[1]
+        bleu = {alpha: sacrebleu_scores(self.detokenize(self.decode_ids(model, src, self.cfg.beam_size,
+                                                                        length_penalty=alpha)), references)["bleu"]
+                for alpha in self.cfg.length_penalties}
+        best = max(bleu, key=lambda alpha: bleu[alpha])
+        return best, {"length_penalty_search": {"split": "val", "val_beam_bleu": {str(a): b for a, b in bleu.items()}}}
+
+    @torch.no_grad()
     def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
         """Every test set: greedy and beam sacreBLEU with chrF and speed, teacher-forced perplexity,
         the hypotheses as text files, and the BLEU-by-source-length plot of the first test set."""
         from archzoo.viz.plots import plot_bleu_by_length
 
+        alpha, search = self.choose_length_penalty(model)
         result: dict[str, Any] = {"model": type(model).__name__, "pair": self.pair, "beam_size": self.cfg.beam_size,
-                                  "length_penalty": self.cfg.length_penalty, "test_sets": {}}
+                                  "length_penalty": alpha, **search, "test_sets": {}}
         for name in self.cfg.test_sets:
             sources, references = self.text(name)
             loss = self.teacher_forced_loss(model, name, batch_size)
             entry: dict[str, Any] = {"sentences": len(sources), "loss": loss, "perplexity": math.exp(min(loss, 50.0))}
             for label, beam in (("greedy", 1), ("beam", self.cfg.beam_size)):
                 start = time.perf_counter()
-                hypotheses = self.detokenize(self.decode_ids(model, self.split(name)[0], beam))
+                hypotheses = self.detokenize(self.decode_ids(model, self.split(name)[0], beam, length_penalty=alpha))
                 seconds = time.perf_counter() - start
                 scores = sacrebleu_scores(hypotheses, references)
                 result["bleu_signature"] = scores.pop("bleu_signature")
