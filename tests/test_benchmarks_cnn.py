@@ -52,11 +52,32 @@ def test_degradation_collects_four_runs_into_one_plot(tmp_path: Path, monkeypatc
     assert Path(result["plot"]).stat().st_size > 10_000
 
 
+def test_throughput_saves_each_model_and_resume_keeps_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    measured = []
+
+    def fake_measure(name: str, work_dir: Path, *args: object) -> dict:
+        measured.append(name)
+        if name == "vgg16":
+            raise KeyboardInterrupt  # the run is stopped on its second model
+        return {"ratio": 0.97, "reference_slowdown": 40.0}
+
+    monkeypatch.setattr(cnn, "_model_throughput", fake_measure)
+    with pytest.raises(KeyboardInterrupt):
+        cnn_throughput(tmp_path, models=("lenet5", "vgg16", "resnet20"))
+    assert json.loads((tmp_path / "lenet5" / "throughput.json").read_text())["ratio"] == 0.97
+    assert not (tmp_path / "vgg16" / "throughput.json").exists()
+    (tmp_path / "lenet5" / "throughput.json").write_text(json.dumps({"ratio": 0.96, "reference_slowdown": 9.0}))
+    monkeypatch.setattr(cnn, "_model_throughput", lambda name, *args: {"ratio": 0.99, "reference_slowdown": 5.0})
+    result = cnn_throughput(tmp_path, models=("lenet5", "vgg16", "resnet20"), resume=True)
+    assert result["value"] == 0.96 and result["slowest_model"] == "lenet5"  # the saved record was kept
+    assert cnn_throughput(tmp_path, models=("lenet5",))["value"] == 0.99  # without resume, measured again
+
+
 @pytest.mark.slow
 @needs_shared_data
 def test_throughput_and_degradation_run_end_to_end(tmp_path: Path) -> None:
     """Minutes on 2 cores: every Trainer run ends with the full 10,000-image test evaluation."""
-    result = cnn_throughput(tmp_path, models=("resnet20",), steps=1, warmup=1, rounds=1, reference_steps=1)
+    result = cnn_throughput(tmp_path, models=("resnet20",), min_steps=1, warmup=1, rounds=1, reference_steps=1)
     figures = result["models"]["resnet20"]
     assert result["value"] == figures["ratio"] > 0 and figures["reference_slowdown"] > 0
     result = degradation(tmp_path / "deg", overrides=TINY)

@@ -35,7 +35,7 @@ class Benchmark:
 
     @property
     def resumable(self) -> bool:
-        """Whether the benchmark trains one run that ``archzoo bench --resume`` can continue."""
+        """Whether ``archzoo bench --resume`` can continue the benchmark (one training run, or per-model records)."""
         return "resume" in inspect.signature(self.run).parameters
 
 
@@ -102,7 +102,7 @@ def alternate(bare: Callable[[], float], ours: Callable[[], float], rounds: int)
 def run_benchmark(name: str, work_dir: Path, command: str, resume: bool = False) -> dict[str, Any]:
     bench = BENCHMARKS.get(name)
     if resume and not bench.resumable:
-        raise UserError(f"benchmark {name} cannot be resumed (it is not one training run); run it without --resume")
+        raise UserError(f"benchmark {name} cannot be resumed (it does not save its progress); run it without --resume")
     start = time.perf_counter()
     figures = bench.run(work_dir, resume=True) if resume else bench.run(work_dir)
     value = figures.pop("value")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
 from archzoo.benchmarks.mnist import train_preset
 from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text
 from archzoo.layers import torch_nn_twin, use_impl
 from archzoo.models import create_model
 from archzoo.training.config import resolve_config
@@ -88,19 +90,33 @@ CNN_MODELS = ("simple_cnn", "lenet5", "alexnet", "vgg11", "vgg11_bn", "vgg16", "
                     "Fashion-MNIST 28x28, batch 128, bf16 autocast, channels_last, SGD momentum, in-memory data; "
                     "alternating rounds, median ratio per model; the value is the smallest. Also the reference "
                     "path's slowdown (model-level step time, reference / fused)")
-def cnn_throughput(work_dir: Path, models: tuple[str, ...] = CNN_MODELS, steps: int = 20, warmup: int = 3,
-                   rounds: int = 5, reference_steps: int = 2, min_seconds: float = 2.0) -> dict[str, Any]:
-    per_model = {name: _model_throughput(name, work_dir / name, steps, warmup, rounds, reference_steps, min_seconds)
-                 for name in models}
+def cnn_throughput(work_dir: Path, models: tuple[str, ...] = CNN_MODELS, min_steps: int = 5, warmup: int = 3,
+                   rounds: int = 5, reference_steps: int = 2, min_seconds: float = 2.0,
+                   resume: bool = False) -> dict[str, Any]:
+    """Each model's record is saved in ``work_dir/<model>/throughput.json`` as soon as it is measured;
+    with ``resume`` the saved ones are kept, so a stopped run only measures the models it had not reached
+    (each record compares its own alternating rounds, so records from two sittings stay comparable)."""
+    per_model = {}
+    for name in models:
+        record = work_dir / name / "throughput.json"
+        if resume and record.is_file():
+            per_model[name] = json.loads(record.read_text())
+            continue
+        per_model[name] = _model_throughput(name, work_dir / name, min_steps, warmup, rounds, reference_steps,
+                                            min_seconds)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(record, json.dumps(per_model[name], indent=2) + "\n")
+        print(f"cnn-throughput {name}: ratio {per_model[name]['ratio']:.3f}", file=sys.stderr, flush=True)
     worst = min(per_model, key=lambda n: per_model[n]["ratio"])
     return {"value": per_model[worst]["ratio"], "slowest_model": worst, "models": per_model, "batch_size": 128,
             "precision": "bf16", "channels_last": True, "rounds": rounds}
 
 
-def _model_throughput(name: str, work_dir: Path, steps: int, warmup: int, rounds: int,
+def _model_throughput(name: str, work_dir: Path, min_steps: int, warmup: int, rounds: int,
                       reference_steps: int, min_seconds: float) -> dict[str, Any]:
-    """Trainer against bare loop for one model; each timing covers at least ``steps`` steps and about
-    ``min_seconds``, since a 20-step window of a 15 ms step is within the noise of a shared machine."""
+    """Trainer against bare loop for one model; each timing covers at least ``min_steps`` steps and about
+    ``min_seconds``, since a 20-step window of a 15 ms step is within the noise of a shared machine, while
+    5 steps of a 1 s step (VGG-16, ResNet-18) already are a steady window."""
     base = resolve_config("fashion-resnet20", [f"model.name={name!r}"])
     x_all, y_all = Trainer(base, work_dir / "data", progress=False, verbose=False).task.split("train")
     tc = base.train
@@ -112,7 +128,7 @@ def _model_throughput(name: str, work_dir: Path, steps: int, warmup: int, rounds
                                       weight_decay=tc.weight_decay)
 
     step_seconds = _timed_steps(*bare_model(), x_all, y_all, tc.batch_size, warmup, warmup) / warmup
-    steps = max(steps, math.ceil(min_seconds / step_seconds))
+    steps = max(min_steps, math.ceil(min_seconds / step_seconds))
     cfg = resolve_config("fashion-resnet20", [
         f"model.name={name!r}", "data.augment='none'", "train.schedule='constant'",
         f"train.max_steps={warmup + steps}", "train.log_every_steps=1000", "train.eval_every_steps=100000"])

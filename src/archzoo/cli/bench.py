@@ -13,7 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", type=Path, default=Path("runs/bench"), help="where benchmark runs are written")
     p.add_argument("--resume", action="store_true",
                    help="continue the benchmark's interrupted training run in --work-dir (a finished one is only "
-                   "evaluated again); for the benchmarks that train one preset")
+                   "evaluated again), or keep the models cnn-throughput had measured; for the benchmarks that "
+                   "save their progress")
     p.set_defaults(run=run)
 
 
