@@ -193,9 +193,15 @@ def test_ctrl_c_during_the_test_report_stops_at_once(tmp_path: Path, monkeypatch
         raise AssertionError("Ctrl-C was swallowed")
 
     monkeypatch.setattr(ImageClassification, "report", report)
+    # Python's own Ctrl-C handler, even where the test runner was started with SIGINT ignored (a shell's
+    # background job); the trainer hands back whatever handler it found
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     trainer = Trainer(small_config(**{"train.max_steps": 2}), tmp_path, progress=False, verbose=False)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
