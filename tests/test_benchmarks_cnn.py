@@ -71,6 +71,9 @@ def test_throughput_saves_each_model_and_resume_keeps_them(tmp_path: Path, monke
     result = cnn_throughput(tmp_path, models=("lenet5", "vgg16", "resnet20"), resume=True)
     assert result["value"] == 0.96 and result["slowest_model"] == "lenet5"  # the saved record was kept
     assert cnn_throughput(tmp_path, models=("lenet5",))["value"] == 0.99  # without resume, measured again
+    (tmp_path / "vgg16" / "throughput.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"vgg16.throughput.json is not a cnn-throughput record; delete it"):
+        cnn_throughput(tmp_path, models=("vgg16",), resume=True)
 
 
 @pytest.mark.slow

@@ -100,7 +100,7 @@ def cnn_throughput(work_dir: Path, models: tuple[str, ...] = CNN_MODELS, min_ste
     for name in models:
         record = work_dir / name / "throughput.json"
         if resume and record.is_file():
-            per_model[name] = json.loads(record.read_text())
+            per_model[name] = _saved_record(record)
             continue
         per_model[name] = _model_throughput(name, work_dir / name, min_steps, warmup, rounds, reference_steps,
                                             min_seconds)
@@ -110,6 +110,15 @@ def cnn_throughput(work_dir: Path, models: tuple[str, ...] = CNN_MODELS, min_ste
     worst = min(per_model, key=lambda n: per_model[n]["ratio"])
     return {"value": per_model[worst]["ratio"], "slowest_model": worst, "models": per_model, "batch_size": 128,
             "precision": "bf16", "channels_last": True, "rounds": rounds}
+
+
+def _saved_record(record: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads(record.read_text())
+        float(saved["ratio"])
+        return saved
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{record} is not a cnn-throughput record; delete it to measure that model again") from None
 
 
 def _model_throughput(name: str, work_dir: Path, min_steps: int, warmup: int, rounds: int,
