@@ -147,8 +147,8 @@ class LSTMSeq2Seq(EncoderDecoder):
     Reference: Sutskever, Vinyals & Le 2014, "Sequence to Sequence Learning with Neural Networks",
         arXiv:1409.3215, Sec. 2 and 3.3 (reversed source).
     Shapes: src (B, S), tgt_in (B, T) -> logits (B, T, V); memory = state = (h, c) each (B, L, H).
-    Differs from paper: 2 layers of 512 with dropout 0.5 (bentrevett/pytorch-seq2seq, 1), not 4 of
-        1000; each source's valid tokens (EOS included) are reversed when ``reverse_source``.
+    Differs from paper: 2 layers of 512 with dropout (bentrevett/pytorch-seq2seq, 1), not 4 of 1000
+        without; each source's valid tokens (EOS included) are reversed when ``reverse_source``.
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, hidden_size: int,
