@@ -82,7 +82,7 @@ def test_translation_benchmark_runs_and_plots_every_model(tmp_path: Path) -> Non
     assert set(report["length_penalty_search"]["val_beam_bleu"]) == {"0.0", "1.0"}
 
 
-def test_only_single_run_benchmarks_resume(tmp_path: Path) -> None:
+def test_only_benchmarks_that_save_their_progress_resume(tmp_path: Path) -> None:
     assert BENCHMARKS.get("multi30k-transformer").resumable and BENCHMARKS.get("fashion-resnet20").resumable
     assert BENCHMARKS.get("cnn-throughput").resumable  # keeps the models it had measured
     with pytest.raises(UserError, match="benchmark fashion-degradation cannot be resumed"):

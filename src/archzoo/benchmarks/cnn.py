@@ -117,7 +117,7 @@ def _saved_record(record: Path) -> dict[str, Any]:
         saved = json.loads(record.read_text())
         float(saved["ratio"])
         return saved
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{record} is not a cnn-throughput record; delete it to measure that model again") from None
 
 
