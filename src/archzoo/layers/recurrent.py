@@ -383,6 +383,27 @@ class _Recurrent(ImplSwitch, nn.Module):
                        dropout=self.dropout, training=self.training, batch_first=self.batch_first, lengths=lengths)
 
 
+def init_orthogonal_recurrent_(layer: _Recurrent, gain: float = 1.0) -> None:
+    """Re-initialise every recurrent matrix of ``layer`` orthogonally: each gate's (H, H) block of each
+    ``weight_hh`` becomes ``gain`` times a random orthogonal matrix (the input weights and biases keep
+    torch.nn's initialisation).
+
+    Math: W_hh^(g) = gain · Q, Q from the QR decomposition of a Gaussian matrix, so all singular
+        values of the linear part of h_{t-1} -> h_t are ``gain``: backpropagated gradients neither
+        shrink nor grow through W_hh itself (the nonlinearity's derivative still shrinks them).
+    Reference: Saxe, McClelland & Ganguli 2014, "Exact solutions to the nonlinear dynamics of learning in
+        deep linear neural networks", arXiv:1312.6120; used for RNNs by Le, Jaitly & Hinton 2015,
+        arXiv:1504.00941, and Henaff, Szlam & LeCun 2016, arXiv:1602.06662.
+    """
+    gates = GATES[layer.mode]
+    with torch.no_grad():
+        for names in layer._weight_names:
+            weight_hh = getattr(layer, names[1])
+            for block in weight_hh.chunk(gates, dim=0):
+                nn.init.orthogonal_(block, gain=gain)
+    layer.flatten_parameters()
+
+
 class RNN(_Recurrent):
     """Stacked (bi)directional Elman RNN with tanh or ReLU; torch.nn.RNN's parameters, batch-first by default.
 

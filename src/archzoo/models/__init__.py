@@ -63,5 +63,6 @@ from archzoo.models import (  # noqa: E402,F401
     rnn_lm,
     sentence,
     seq2seq,
+    sequence,
     vgg,
 )

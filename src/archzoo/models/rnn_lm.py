@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from archzoo.errors import UserError
-from archzoo.layers.recurrent import GRU, LSTM, RNN
+from archzoo.layers.recurrent import GRU, LSTM, RNN, init_orthogonal_recurrent_
 from archzoo.models import register_model
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -24,18 +24,22 @@ class RecurrentLM(nn.Module):
     """
 
     def __init__(self, cell: str, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
-                 dropout: float, tie_weights: bool, nonlinearity: str = "tanh"):
+                 dropout: float, tie_weights: bool, nonlinearity: str = "tanh", recurrent_init: str = "uniform"):
         super().__init__()
         if vocab_size < 2 or embedding_dim < 1 or hidden_size < 1 or num_layers < 1:
             raise UserError(f"{cell}_lm needs vocab_size >= 2 and embedding_dim, hidden_size, num_layers >= 1")
         if not 0 <= dropout < 1:
             raise UserError(f"{cell}_lm dropout must be in [0, 1), got {dropout}")
+        if recurrent_init not in ("uniform", "orthogonal"):
+            raise UserError(f"{cell}_lm recurrent_init must be 'uniform' or 'orthogonal', got {recurrent_init!r}")
         if tie_weights and embedding_dim != hidden_size:
             raise UserError(f"tie_weights needs embedding_dim == hidden_size, got {embedding_dim} and {hidden_size}")
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](embedding_dim, hidden_size, num_layers, dropout=dropout, batch_first=True, **extra)
+        if recurrent_init == "orthogonal":
+            init_orthogonal_recurrent_(self.rnn)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
         if tie_weights:  # Press & Wolf 2017, arXiv:1608.05859
@@ -54,9 +58,12 @@ class RecurrentLM(nn.Module):
 
 @register_model("rnn_lm")
 def rnn_lm(vocab_size: int = 65, embedding_dim: int = 64, hidden_size: int = 512, num_layers: int = 2,
-           dropout: float = 0.1, tie_weights: bool = False, nonlinearity: str = "tanh") -> RecurrentLM:
-    """Elman network, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) (Elman 1990)."""
-    return RecurrentLM("rnn", vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights, nonlinearity)
+           dropout: float = 0.1, tie_weights: bool = False, nonlinearity: str = "tanh",
+           recurrent_init: str = "uniform") -> RecurrentLM:
+    """Elman network, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) (Elman 1990); ``recurrent_init =
+    "orthogonal"`` makes every W_hh orthogonal (Saxe et al. 2014, arXiv:1312.6120)."""
+    return RecurrentLM("rnn", vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights, nonlinearity,
+                       recurrent_init)
 
 
 @register_model("lstm_lm")

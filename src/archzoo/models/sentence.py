@@ -97,18 +97,20 @@ class TextCNN(nn.Module):
 
 
 class RecurrentClassifier(nn.Module):
-    """A bidirectional LSTM or GRU over the words, pooled over time, then dropout and a linear layer.
+    """A bidirectional (or, with ``bidirectional=False``, forward-only) LSTM or GRU over the words, pooled
+    over time, then dropout and a linear layer.
 
     Math: e_t = E[x_t]; h_t = [→h_t ; ←h_t] from archzoo's bidirectional recurrent layer run with the
         sentence lengths (the backward direction starts at each sentence's last word); pooled = max_t h_t
-        over real words ("max") or [→h_n ; ←h_1] ("last"); logits = W Dropout(pooled) + b.
+        over real words ("max") or [→h_n ; ←h_1] ("last"); logits = W Dropout(pooled) + b. Forward-only:
+        h_t = →h_t and "last" pools →h_n.
     Reference: Graves & Schmidhuber 2005 (bidirectional LSTM); Conneau et al. 2017, "Supervised Learning
         of Universal Sentence Representations", arXiv:1705.02364, Sec. 3.2.1 (BiLSTM with max pooling).
-    Shapes: ids (B, T) -> (B, T, 2H) -> pooled (B, 2H) -> logits (B, num_classes).
+    Shapes: ids (B, T) -> (B, T, D·H) -> pooled (B, D·H) -> logits (B, num_classes); D = 2 directions or 1.
     """
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int,
-                 num_layers: int, dropout: float, pooling: str):
+                 num_layers: int, dropout: float, pooling: str, bidirectional: bool = True):
         super().__init__()
         name = f"bi{cell}_classifier"
         if vocab_size < 3 or num_classes < 2:
@@ -120,9 +122,10 @@ class RecurrentClassifier(nn.Module):
         self.name, self.vocab_size, self.pooling = name, vocab_size, pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.rnn = {"lstm": LSTM, "gru": GRU}[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
-                                                    dropout=dropout if num_layers > 1 else 0.0, bidirectional=True)
+                                                    dropout=dropout if num_layers > 1 else 0.0,
+                                                    bidirectional=bidirectional)
         self.dropout = Dropout(dropout)
-        self.output = Linear(2 * hidden_size, num_classes)
+        self.output = Linear((2 if bidirectional else 1) * hidden_size, num_classes)
 
     def forward(self, ids: Tensor) -> Tensor:
         mask = check_ids(self.name, ids)
@@ -130,8 +133,8 @@ class RecurrentClassifier(nn.Module):
         if self.pooling == "max":
             pooled = out.masked_fill(~mask[..., None], float("-inf")).amax(1)
         else:
-            h_n = state[0] if isinstance(state, tuple) else state  # (L*2, B, H); the last layer's two directions
-            pooled = torch.cat([h_n[-2], h_n[-1]], 1)
+            h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H); the last layer's directions
+            pooled = torch.cat([h_n[-2], h_n[-1]], 1) if self.rnn.bidirectional else h_n[-1]
         return self.output(self.dropout(pooled))
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
@@ -217,16 +220,21 @@ def textcnn(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 3
 
 @register_model("bilstm_classifier")
 def bilstm_classifier(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 300, hidden_size: int = 150,
-                      num_layers: int = 1, dropout: float = 0.5, pooling: str = "max") -> RecurrentClassifier:
-    """Bidirectional LSTM with max pooling over time (Conneau et al. 2017's encoder, one layer)."""
-    return RecurrentClassifier("lstm", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout, pooling)
+                      num_layers: int = 1, dropout: float = 0.5, pooling: str = "max",
+                      bidirectional: bool = True) -> RecurrentClassifier:
+    """Bidirectional LSTM with max pooling over time (Conneau et al. 2017's encoder, one layer); ``bidirectional
+    = false`` reads the words forward only (the uni- vs bidirectional comparison of the claims lab)."""
+    return RecurrentClassifier("lstm", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout, pooling,
+                               bidirectional)
 
 
 @register_model("bigru_classifier")
 def bigru_classifier(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 300, hidden_size: int = 150,
-                     num_layers: int = 1, dropout: float = 0.5, pooling: str = "max") -> RecurrentClassifier:
-    """Bidirectional GRU with max pooling over time."""
-    return RecurrentClassifier("gru", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout, pooling)
+                     num_layers: int = 1, dropout: float = 0.5, pooling: str = "max",
+                     bidirectional: bool = True) -> RecurrentClassifier:
+    """Bidirectional GRU with max pooling over time; ``bidirectional = false`` reads forward only."""
+    return RecurrentClassifier("gru", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout, pooling,
+                               bidirectional)
 
 
 @register_model("nbsvm")

@@ -6,6 +6,7 @@ from archzoo.tasks import (  # noqa: E402,F401  (register the tasks)
     generation,
     language_model,
     sentence_classification,
+    sequence,
     translation,
 )
 from archzoo.tasks.base import TASKS, Task

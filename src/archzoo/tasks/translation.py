@@ -215,6 +215,35 @@ class Translation(TensorPairSplits, Task):
             count += int((t[:, 1:] != PAD_ID).sum())
         return total / max(count, 1)
 
+    @torch.no_grad()
+    def accuracy_by_position(self, model: nn.Module, split: str, batch_size: int, positions: int = 30
+                             ) -> dict[str, list[float]]:
+        """Token accuracy at each output position t < ``positions``, teacher-forced and free-running.
+
+        Teacher-forced: the model reads the reference's tokens y_<t and its argmax at t is compared with
+        y_t. Free-running: greedy decoding reads its own previous tokens, and its t-th token is compared
+        with y_t at the same position (a missing token, after an early end, is wrong). Each position
+        counts the sentences whose reference (with its EOS) reaches it.
+        Shapes: -> {"teacher_forced": (P,), "free_running": (P,), "count": (P,)} as lists.
+        """
+        model.eval()
+        src, tgt = self.split(split)
+        free = self.decode_ids(model, src, 1).tokens
+        right = {"teacher_forced": torch.zeros(positions), "free_running": torch.zeros(positions)}
+        count = torch.zeros(positions)
+        for i in range(0, len(src), batch_size):
+            s, t = trim(src[i:i + batch_size]), trim(tgt[i:i + batch_size])
+            target = t[:, 1:][:, :positions]  # y_1 .. (BOS dropped), EOS included
+            real = target != PAD_ID
+            forced = model(s, t[:, :-1]).argmax(-1)[:, :positions]
+            own = free[i:i + batch_size, :target.shape[1]]
+            own = F.pad(own, (0, target.shape[1] - own.shape[1]), value=PAD_ID)
+            width = target.shape[1]
+            count[:width] += real.sum(0).float().cpu()
+            right["teacher_forced"][:width] += ((forced == target) & real).sum(0).float().cpu()
+            right["free_running"][:width] += ((own == target) & real).sum(0).float().cpu()
+        return {**{k: (v / count.clamp(min=1)).tolist() for k, v in right.items()}, "count": count.tolist()}
+
     # -- decoding ----------------------------------------------------------------------------------
     @torch.no_grad()
     def decode_ids(self, model: nn.Module, src: Tensor, beam_size: int, need_weights: bool = False,

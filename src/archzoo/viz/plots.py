@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,58 @@ def plot_bleu_by_length(series: dict[str, Sequence[tuple[str, float]]], path: Pa
     ax.set_title(title or "BLEU by source length")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class Panel:
+    """One panel of ``plot_panels``: ``series[label] = (xs, ys, errors or None)``; errors draw a band of ±error
+    (the lab's ± std over seeds). ``hlines`` are labelled horizontal reference lines (a baseline, chance)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]]
+    logx: bool = False
+    logy: bool = False
+    hlines: dict[str, float] = field(default_factory=dict)
+    markers: bool = True
+
+
+def plot_panels(panels: Sequence[Panel], path: Path, title: str = "", columns: int = 0) -> Path:
+    """Line plots side by side (``columns`` per row; default all in one row), one line per series, with
+    bands of ± error where given; log axes where a panel asks for them."""
+    plt = _pyplot()
+    columns = columns or len(panels)
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.9 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        for label, (xs, ys, errors) in panel.series.items():
+            xs_, ys_ = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+            (line,) = ax.plot(xs_, ys_, marker="o" if panel.markers and len(xs_) <= 30 else None, ms=3.5, lw=1.4,
+                              label=label)
+            if errors is not None:
+                err = np.asarray(errors, dtype=float)
+                low = np.maximum(ys_ - err, ys_ * 1e-3) if panel.logy else ys_ - err
+                ax.fill_between(xs_, low, ys_ + err, color=line.get_color(), alpha=0.18, lw=0)
+        for k, (label, y) in enumerate(panel.hlines.items()):
+            ax.axhline(y, color="0.4", lw=0.9, ls=(":", "--", "-.")[k % 3], label=label)
+        if panel.logx:
+            ax.set_xscale("log")
+        if panel.logy:
+            ax.set_yscale("log")
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

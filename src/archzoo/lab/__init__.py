@@ -1,0 +1,19 @@
+"""The claims lab: the articles' claims about sequence models as experiments with computed verdicts.
+
+``archzoo lab list | run NAME | all | report DIR`` (cli/lab.py). Each experiment module registers
+itself with ``@register_experiment`` (lab/base.py); this package imports them explicitly.
+"""
+
+from archzoo.lab import (  # noqa: F401  (register the experiments)
+    charlm,
+    clipping,
+    context,
+    exposure,
+    gradients,
+    long_range,
+    params,
+    speed,
+)
+from archzoo.lab.base import EXPERIMENTS, Experiment, register_experiment
+
+__all__ = ["EXPERIMENTS", "Experiment", "register_experiment"]

@@ -1,0 +1,171 @@
+"""Running experiments cell by cell, with every finished cell cached on disk.
+
+Layout of an output folder (``--out``), one folder per experiment::
+
+    OUT/index.md                   the index of every experiment in OUT (lab/report.py)
+    OUT/NAME.md                    the experiment's page
+    OUT/NAME/manifest.json         mode, seeds and the cells the last run asked for
+    OUT/NAME/cells/KEY.json        one finished cell: config, seed, result, seconds, load, machine
+    OUT/NAME/results.json          verdicts, tables and timing (written with the page)
+    OUT/NAME/*.png                 figures
+    OUT/NAME/runs/KEY/             a cell's scratch run folder while it computes
+
+A cell whose JSON exists is never computed again: an interrupted run resumes at the first missing
+cell, and a rerun with more seeds computes only the new seeds. Cells are written atomically, so an
+interruption leaves a cell either finished or absent; its scratch folder is started afresh.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archzoo.errors import UserError
+from archzoo.fileio import atomic_write_text, ensure_writable_dir
+from archzoo.lab.base import EXPERIMENTS, Cell, CellResult, Experiment
+
+SCRATCH_MARK = ".archzoo-lab-cell"  # a scratch folder holds this, so only the lab's own folders are removed
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (processes wanting a CPU); [] where the OS has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def experiment_dir(out_dir: Path, name: str) -> Path:
+    return out_dir / name
+
+
+def cell_path(out_dir: Path, name: str, cell: Cell) -> Path:
+    return experiment_dir(out_dir, name) / "cells" / f"{cell.key}.json"
+
+
+def read_cell(path: Path) -> CellResult | None:
+    """A cached cell, or None when it is absent or unreadable (then it is computed again)."""
+    try:
+        data = json.loads(path.read_text())
+        return CellResult(Cell.from_dict(data["cell"]), data["result"], float(data["wall_seconds"]), data.get("meta", {}))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def fresh_scratch(path: Path) -> Path:
+    """An empty scratch folder for a cell; a leftover of an interrupted cell (marked as the lab's) is removed."""
+    if path.exists():
+        if not (path / SCRATCH_MARK).is_file():
+            raise UserError(f"{path} exists and was not made by archzoo lab; move it away or choose another --out")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    (path / SCRATCH_MARK).write_text("scratch folder of one lab cell; removed when the cell finishes\n")
+    return path
+
+
+def compute_cell(exp: Experiment, cell: Cell, out_dir: Path, data_dir: str | Path | None,
+                 keep_runs: bool) -> CellResult:
+    """Compute one cell in a fresh scratch folder and cache its result atomically."""
+    from archzoo.benchmarks import machine
+
+    scratch = fresh_scratch(experiment_dir(out_dir, exp.name) / "runs" / cell.key)
+    load_before, started = load_average(), now()
+    start = time.perf_counter()
+    result = exp.run_cell(cell, scratch, data_dir)
+    seconds = time.perf_counter() - start
+    meta = {"started": started, "finished": now(), "load_before": load_before, "load_after": load_average(),
+            "machine": machine(), "torch": torch.__version__, "version": exp.version}
+    record = CellResult(cell, result, seconds, meta)
+    atomic_write_text(cell_path(out_dir, exp.name, cell),
+                      json.dumps({"experiment": exp.name, "cell": cell.to_dict(), "result": result,
+                                  "wall_seconds": round(seconds, 3), "meta": meta}, indent=1) + "\n")
+    if not keep_runs:
+        shutil.rmtree(scratch)
+    return record
+
+
+def resolve_seeds(exp: Experiment, seeds: int | None, quick: bool) -> list[int]:
+    """Seeds 0..N-1: ``seeds`` if given, else the experiment's default for the mode; [0] when unseeded."""
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    if not exp.seeded:
+        return [0]
+    return list(range(seeds or (exp.quick_seeds if quick else exp.default_seeds)))
+
+
+def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int | None = None,
+                   data_dir: str | Path | None = None, progress: bool = True, keep_runs: bool = False,
+                   command: str = "", on_cell: Callable[[CellResult, bool], None] | None = None) -> Path:
+    """Compute every missing cell of experiment ``name`` into ``out_dir``, then write its page.
+
+    ``on_cell(result, reused)`` is called after each cell. Returns the page's path.
+    """
+    from tqdm import tqdm
+
+    from archzoo.lab.report import write_page
+
+    exp = EXPERIMENTS.get(name)
+    seed_list = resolve_seeds(exp, seeds, quick)
+    folder = ensure_writable_dir(experiment_dir(out_dir, name) / "cells", "choose another --out").parent
+    cells = exp.cells(quick, seed_list)
+    keys = [c.key for c in cells]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"experiment {name} lists a cell twice")
+    manifest = {"experiment": name, "title": exp.title, "version": exp.version, "mode": "quick" if quick else "full",
+                "seeds": seed_list, "command": command, "started": now(), "torch_threads": torch.get_num_threads(),
+                "cells": [c.to_dict() for c in cells]}
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    bar = tqdm(cells, desc=name, unit="cell", disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
+    for cell in bar:
+        bar.set_postfix_str(f"{cell.label} seed {cell.seed}", refresh=True)
+        cached = read_cell(cell_path(out_dir, name, cell))
+        reused = cached is not None and cached.meta.get("version", 1) == exp.version
+        record = cached if reused else compute_cell(exp, cell, out_dir, data_dir, keep_runs)
+        assert record is not None
+        if on_cell is not None:
+            on_cell(record, reused)
+    bar.close()
+    runs = folder / "runs"
+    if runs.is_dir() and not any(runs.iterdir()):
+        runs.rmdir()
+    return write_page(out_dir, name)
+
+
+def run_training(data: dict[str, Any], run_dir: Path, data_dir: str | Path | None = None,
+                 on_step: Callable[[Any], None] | None = None) -> Any:
+    """Train a run config given as a plain dict (task, model, data, train) into ``run_dir`` with the one
+    Trainer, quietly; a Ctrl-C that stopped the trainer is raised again, so no cell is cached from an
+    interrupted run. Returns the trainer's TrainResult."""
+    from archzoo.training.config import run_config_from_dict
+    from archzoo.training.trainer import Trainer
+
+    result = Trainer(run_config_from_dict(data), run_dir, data_dir=data_dir, progress=False, verbose=False,
+                     on_step=on_step).fit()
+    if result.status == "interrupted":
+        raise KeyboardInterrupt
+    return result
+
+
+def interleaved_medians(measure: dict[str, Callable[[], float]], rounds: int) -> dict[str, dict[str, Any]]:
+    """Run each measurement once per round, in turn, for ``rounds`` rounds; per name the median and
+    every value. Interleaving spreads a change in the machine's load over all names alike."""
+    import statistics
+
+    values: dict[str, list[float]] = {k: [] for k in measure}
+    for _ in range(rounds):
+        for key, fn in measure.items():
+            values[key].append(fn())
+    return {k: {"median": statistics.median(v), "values": [round(x, 6) for x in v]} for k, v in values.items()}
