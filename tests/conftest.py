@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,20 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv("ARCHZOO_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def fake_experiment() -> Iterator:
+    """A tiny lab experiment (tests/lab_fakes.py), in the experiment registry for the test that asks for it."""
+    from archzoo.lab import EXPERIMENTS
+    from lab_fakes import FakeExperiment
+
+    exp = FakeExperiment()
+    EXPERIMENTS._entries[exp.name] = exp
+    try:
+        yield exp
+    finally:
+        del EXPERIMENTS._entries[exp.name]
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -19,6 +19,7 @@ MODEL_FAMILIES: dict[str, list[str]] = {
                          "resnet20", "resnet56", "simple_cnn", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn"],
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
     "sentence_classifier": ["bert_classifier", "bigru_classifier", "bilstm_classifier", "nbsvm", "textcnn"],
+    "sequence_model": ["seq_gru", "seq_lstm", "seq_rnn", "seq_tcn", "seq_transformer"],
     "transformer_lm": ["gpt"],
     "translator": ["seq2seq_attention", "seq2seq_gru_context", "seq2seq_lstm", "transformer_seq2seq"],
 }

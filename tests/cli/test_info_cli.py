@@ -65,12 +65,14 @@ def test_info_batch_size_scales_shapes_not_per_example_flops(capsys: pytest.Capt
 def test_info_every_model(capsys: pytest.CaptureFixture[str], name: str) -> None:
     rc, out, _ = cli(capsys, "info", name)
     language_models = MODEL_FAMILIES["recurrent_lm"] + MODEL_FAMILIES["transformer_lm"]
-    # logits for 8 characters, D's logit on one generated image, 2 sentiment classes, 96 steps of 7
+    # logits for 8 characters, D's logit on one generated image, 2 sentiment classes, an output at each of 16
+    # steps (the adding problem's sizes), 96 steps of 7
     # channels (channel-independent forecasters: a row per channel), logits for 6 target tokens over 8,000
     # pieces, or 10 classes
     output = ("[1, 8, 65]" if name in language_models else "[1, 1]" if name in MODEL_FAMILIES["gan"]
               else "[1, 6, 8000]" if name in MODEL_FAMILIES["translator"]
               else "[1, 2]" if name in MODEL_FAMILIES["sentence_classifier"]
+              else "[1, 16, 1]" if name in MODEL_FAMILIES["sequence_model"]
               else "[7, 96]" if name in MODEL_FAMILIES["forecaster"] and name not in ("naive_last", "seasonal_naive")
               else "[1, 96, 7]" if name in MODEL_FAMILIES["forecaster"] else "[1, 10]")
     assert rc == 0 and out.splitlines()[0] == name and output in out

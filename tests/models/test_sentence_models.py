@@ -109,6 +109,20 @@ def test_birnn_reads_both_directions(pooling: str) -> None:
         assert not torch.allclose(model(torch.tensor([[5, 9, 3, 8]])), base)
 
 
+@pytest.mark.parametrize("pooling", ["max", "last"])
+def test_forward_only_rnn_classifier_reads_forward_and_ignores_padding(pooling: str) -> None:
+    """bidirectional=False: half the output width, padding still never matters, and with "last" pooling the
+    prediction is the forward state after the last real word (so the last word matters)."""
+    model = small("bilstm_classifier", pooling=pooling, bidirectional=False, num_layers=2).eval()
+    assert not model.rnn.bidirectional and model.output.in_features == model.rnn.hidden_size
+    sentence = torch.tensor([[5, 9, 3, 7]])
+    with torch.no_grad():
+        alone = model(sentence)
+        torch.testing.assert_close(model(F.pad(sentence, (0, 3))), alone, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(model(torch.tensor([[5, 9, 3, 8]])), alone)
+        assert not torch.allclose(model(torch.tensor([[6, 9, 3, 7]])), alone)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_overfits_a_tiny_batch(name: str) -> None:
     torch.manual_seed(0)

@@ -175,3 +175,19 @@ def test_bad_config_is_one_line(override: dict, message: str) -> None:
 def test_a_pair_the_dataset_lacks_is_one_line() -> None:
     with pytest.raises(UserError, match="has no language 'es'"):
         Translation(TranslationConfig(source="es"), SHARED_DATA).split("train")
+
+
+def test_accuracy_by_position_counts_each_reference_position(task: Translation) -> None:
+    """Position t counts the sentences whose reference (EOS included) reaches t; teacher-forced accuracy at t is
+    the argmax of the logits after the reference prefix, free-running the greedy decoder's t-th token."""
+    model = tiny_transformer(task).eval()
+    out = task.accuracy_by_position(model, "val", 16, positions=12)
+    src, tgt = task.split("val")
+    lengths = (tgt[:, 1:] != PAD_ID).sum(1)  # target tokens after BOS, EOS included
+    assert out["count"] == [float((lengths > t).sum()) for t in range(12)]
+    with torch.no_grad():
+        first = model(src, tgt[:, :1]).argmax(-1)[:, 0]
+    assert out["teacher_forced"][0] == pytest.approx((first == tgt[:, 1]).float().mean().item())
+    greedy = task.decode_ids(model, src, 1).tokens
+    assert out["free_running"][0] == pytest.approx((greedy[:, 0] == tgt[:, 1]).float().mean().item())
+    assert all(0 <= a <= 1 for key in ("teacher_forced", "free_running") for a in out[key])

@@ -1,0 +1,111 @@
+"""The lab framework end to end on a tiny fake experiment (tests/lab/conftest.py): verdicts computed from
+the data, cells cached and reused, more seeds computing only the new cells, an interrupted run resuming,
+and pages, figures, raw JSON and the index rebuilt from the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from archzoo.errors import UserError
+from archzoo.lab.report import report
+from archzoo.lab.runner import run_experiment
+
+NAME = "fake-bigger-is-better"
+
+
+def results(out: Path) -> dict:
+    return json.loads((out / NAME / "results.json").read_text())
+
+
+def test_a_run_writes_page_figure_raw_json_and_index(fake_experiment, tmp_path: Path) -> None:
+    page = run_experiment(NAME, tmp_path, progress=False)
+    assert page == tmp_path / f"{NAME}.md"
+    text = page.read_text()
+    assert "> Bigger is better." in text and "Nobody 2024" in text  # the claim, quoted, with its source
+    assert "**Verdict: supported.** size 2 wins in every seed." in text
+    assert "Rule (fixed before the run): supported if size 2 scores above size 1" in text
+    assert "| 2 | 20.5 ± 0.7 |" in text  # mean ± std over the two seeds
+    assert f"![Score against size.]({NAME}/scores.png)" in text and (tmp_path / NAME / "scores.png").stat().st_size > 0
+    assert "compute time of the 4 cells" in text and "machine:" in text and "load average" in text
+    summary = results(tmp_path)
+    assert summary["complete"] and summary["seeds"] == [0, 1]
+    assert summary["claims"][0]["verdict"] == {"outcome": "supported", "reason": "size 2 wins in every seed.",
+                                               "numbers": {"size_2_wins": "2/2"}}
+    cells = sorted((tmp_path / NAME / "cells").iterdir())
+    assert len(cells) == 4 and all(json.loads(c.read_text())["result"]["score"] >= 10 for c in cells)
+    assert not (tmp_path / NAME / "runs").exists()  # scratch folders are removed once their cells are cached
+    index = (tmp_path / "index.md").read_text()
+    assert f"[{NAME}]({NAME}.md)" in index and "**supported**" in index and "1 supported, 0 refuted" in index
+
+
+def test_the_verdict_follows_the_data(fake_experiment, tmp_path: Path) -> None:
+    fake_experiment.invert = True
+    run_experiment(NAME, tmp_path, progress=False)
+    assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "refuted"
+
+
+def test_finished_cells_are_reused_and_more_seeds_compute_only_new_cells(fake_experiment, tmp_path: Path) -> None:
+    run_experiment(NAME, tmp_path, progress=False)
+    assert len(fake_experiment.calls) == 4
+    run_experiment(NAME, tmp_path, progress=False)
+    assert len(fake_experiment.calls) == 4  # nothing recomputed
+    run_experiment(NAME, tmp_path, seeds=3, progress=False)
+    assert fake_experiment.calls[4:] == [(1, 2), (2, 2)]  # only seed 2
+    assert results(tmp_path)["seeds"] == [0, 1, 2] and len(results(tmp_path)["cells"]) == 6
+    # quick mode is another configuration: its cells are computed, the full ones stay
+    run_experiment(NAME, tmp_path, quick=True, seeds=1, progress=False)
+    assert fake_experiment.calls[6:] == [(1, 0), (2, 0)] and len(list((tmp_path / NAME / "cells").iterdir())) == 8
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(fake_experiment, tmp_path: Path) -> None:
+    fake_experiment.interrupt_at = (1, 1)  # the third cell
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(NAME, tmp_path, progress=False)
+    assert fake_experiment.calls == [(1, 0), (2, 0)]
+    assert len(list((tmp_path / NAME / "cells").iterdir())) == 2
+    # the page of an unfinished experiment says so and gives no verdict
+    report(tmp_path)
+    assert "**Verdict: incomplete.** 2 of 4 cells are not computed yet" in (tmp_path / f"{NAME}.md").read_text()
+    assert "1 incomplete" in (tmp_path / "index.md").read_text()
+    fake_experiment.interrupt_at = None
+    run_experiment(NAME, tmp_path, progress=False)  # its scratch folder, with partial work, starts afresh
+    assert fake_experiment.calls == [(1, 0), (2, 0), (1, 1), (2, 1)]
+    assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
+
+
+def test_report_rebuilds_pages_from_the_cache(fake_experiment, tmp_path: Path) -> None:
+    run_experiment(NAME, tmp_path, progress=False)
+    (tmp_path / f"{NAME}.md").unlink()
+    (tmp_path / "index.md").unlink()
+    assert report(tmp_path) == [tmp_path / f"{NAME}.md"]
+    assert len(fake_experiment.calls) == 4 and "Verdict: supported" in (tmp_path / f"{NAME}.md").read_text()
+    assert (tmp_path / "index.md").is_file()
+
+
+def test_a_cell_of_another_code_version_is_computed_again(fake_experiment, tmp_path: Path) -> None:
+    run_experiment(NAME, tmp_path, progress=False)
+    fake_experiment.version = 2
+    run_experiment(NAME, tmp_path, progress=False)
+    assert len(fake_experiment.calls) == 8
+
+
+def test_a_foreign_folder_in_the_way_is_never_deleted(fake_experiment, tmp_path: Path) -> None:
+    from archzoo.lab.base import Cell
+
+    cell = Cell({"size": 1, "quick": False}, 0)
+    mine = tmp_path / NAME / "runs" / cell.key
+    mine.mkdir(parents=True)
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(UserError, match="was not made by archzoo lab"):
+        run_experiment(NAME, tmp_path, progress=False)
+    assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_report_without_results_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="holds no lab results"):
+        report(tmp_path)
+    with pytest.raises(UserError, match="is not a folder"):
+        report(tmp_path / "missing")

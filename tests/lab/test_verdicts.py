@@ -1,0 +1,70 @@
+"""Real experiments' verdict rules on made-up cell records: each clause of a rule gives its outcome, so a
+verdict can only come from the data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from archzoo.lab import EXPERIMENTS
+from archzoo.lab.base import Cell, CellResult
+from archzoo.lab.long_range import score
+
+
+def records(rows: list[tuple[dict, int, dict]]) -> list[CellResult]:
+    return [CellResult(Cell(config, seed), result, 1.0) for config, seed, result in rows]
+
+
+def clipping_records(unclipped_diverges: dict[str, int], clipped_diverges: dict[str, int]) -> list[CellResult]:
+    """Five seeds at one learning rate; the first k seeds of each (model, clipping) diverge."""
+    rows = []
+    for model in ("rnn", "lstm"):
+        for clip, counts in ((1.0, clipped_diverges), (0.0, unclipped_diverges)):
+            for seed in range(5):
+                bad = seed < counts[model]
+                rows.append(({"model": model, "lr": 10.0, "clip": clip, "steps": 10}, seed,
+                             {"nonfinite": bad, "val_loss": math.inf if bad else 2.0, "steps": 10,
+                              "train_curve": [(10, 2.0)]}))
+    return records(rows)
+
+
+@pytest.mark.parametrize(("unclipped", "clipped", "outcome"), [
+    ({"rnn": 5, "lstm": 4}, {"rnn": 0, "lstm": 1}, "supported"),
+    ({"rnn": 5, "lstm": 0}, {"rnn": 0, "lstm": 0}, "depends"),  # the LSTM never diverges: no 30-point drop
+    ({"rnn": 2, "lstm": 1}, {"rnn": 2, "lstm": 1}, "refuted"),
+    ({"rnn": 5, "lstm": 5}, {"rnn": 0, "lstm": 5}, "depends"),
+])
+def test_gradient_clipping_rule(unclipped: dict, clipped: dict, outcome: str) -> None:
+    exp = EXPERIMENTS.get("gradient-clipping")
+    (verdict,) = exp.decide(clipping_records(unclipped, clipped))
+    assert verdict.outcome == outcome
+    assert verdict.numbers["rnn_divergence_unclipped"] == unclipped["rnn"] / 5
+
+
+def test_gradient_clipping_counts_a_loss_worse_than_uniform_as_divergence() -> None:
+    from archzoo.lab.clipping import diverged
+
+    assert diverged({"nonfinite": False, "val_loss": math.log(65) + 0.01})
+    assert not diverged({"nonfinite": False, "val_loss": 3.9})
+
+
+def test_long_range_scores_put_baseline_at_zero_and_perfect_at_one() -> None:
+    assert score("adding", {"mse": 1 / 6}) == pytest.approx(0.0) and score("adding", {"mse": 0.0}) == 1.0
+    assert score("adding", {"mse": 0.5}) == 0.0  # worse than the baseline is still 0
+    assert score("recall", {"accuracy": 1 / 8}) == pytest.approx(0.0) and score("recall", {"accuracy": 1.0}) == 1.0
+
+
+def test_parameters_rule_refutes_growing_rnn_parameters_only_when_counts_are_constant() -> None:
+    exp = EXPERIMENTS.get("parameters-vs-length")
+    rows = []
+    for t in (16, 64):
+        params = {"rnn": 100, "lstm": 400, "gru": 300, "transformer_learned": 1000 + 128 * t,
+                  "transformer_sinusoidal": 1000}
+        flops = {"rnn": 10 * t, "lstm": 40 * t, "gru": 30 * t, "transformer_layer": t * t, "self_attention": t * t}
+        rows.append(({"length": t, "width": 128}, 0, {"params": params, "forward_flops": flops,
+                                                      "recurrent_formula": {"rnn": 100, "lstm": 400, "gru": 300}}))
+    rnn, positions, complexity = exp.decide(records(rows))
+    assert (rnn.outcome, positions.outcome, complexity.outcome) == ("refuted", "supported", "supported")
+    rows[1][2]["params"]["rnn"] = 101  # a count that grew with length
+    assert exp.decide(records(rows))[0].outcome == "depends"
