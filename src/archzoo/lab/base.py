@@ -157,6 +157,11 @@ def register_experiment(cls: type[Experiment]) -> type[Experiment]:
 
 # -- helpers the experiments share ----------------------------------------------------------------
 
+def count_parameters(module: Any) -> int:
+    """Trainable and frozen parameters of a module (a tied weight counts once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def mean(values: Sequence[float]) -> float:
     return statistics.fmean(values)
 

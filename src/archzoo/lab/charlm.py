@@ -27,6 +27,7 @@ from archzoo.lab.base import (
     Figure,
     Table,
     Verdict,
+    count_parameters,
     mean,
     mean_std,
     register_experiment,
@@ -65,10 +66,6 @@ def step_seconds(model_cfg: dict[str, Any]) -> Any:
 
     step()  # warm-up
     return step
-
-
-def n_params(model_cfg: dict[str, Any]) -> int:
-    return sum(p.numel() for p in create_model(model_cfg["name"], **model_cfg["args"]).parameters())
 
 
 class TimedCharLMs(Experiment):
@@ -110,7 +107,8 @@ class TimedCharLMs(Experiment):
         c = cell.config
         if c["kind"] == "timing":
             timing = interleaved_medians({k: step_seconds(v) for k, v in self.models.items()}, c["rounds"])
-            return {"step_seconds": timing, "params": {k: n_params(v) for k, v in self.models.items()},
+            return {"step_seconds": timing, "params": {k: count_parameters(create_model(v["name"], **v["args"]))
+                               for k, v in self.models.items()},
                     "threads": torch.get_num_threads()}
         steps = c["steps"]
         result = run_training(lm_config(self.models[c["model"]], cell.seed, steps, steps // c["evals"]), work_dir,

@@ -21,6 +21,7 @@ from archzoo.lab.base import (
     Figure,
     Table,
     Verdict,
+    count_parameters,
     group,
     mean,
     mean_std,
@@ -170,7 +171,7 @@ class LongRange(Experiment):
         val = [(r["step"], r.get("mse", r.get("accuracy"))) for r in result.history if r.get("split") == "val"]
         return {"test": result.test, "steps": result.step, "status": result.status, "solved_at_step": solved_at[0]
                 if solved_at else None, "train_seconds": round(result.train_seconds, 2),
-                "params": sum(p.numel() for p in model.parameters()), "val_curve": val}
+                "params": count_parameters(model), "val_curve": val}
 
     # -- analysis ---------------------------------------------------------------------------------
     def _scores(self, results: list[CellResult]) -> dict[tuple[str, int, str], list[float]]:

@@ -17,7 +17,17 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, register_experiment
+from archzoo.lab.base import (
+    Cell,
+    CellResult,
+    Claim,
+    Experiment,
+    Figure,
+    Table,
+    Verdict,
+    count_parameters,
+    register_experiment,
+)
 from archzoo.layers import GRU, LSTM, RNN, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, use_impl
 from archzoo.layers.attention import MultiheadAttention
 from archzoo.layers.transformer import TransformerEncoderLayer
@@ -44,10 +54,6 @@ class PositionedEncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(self.position(x))
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @torch.no_grad()
@@ -121,10 +127,10 @@ class ParametersVsLength(Experiment):
         params, flops, formula = {}, {}, {}
         for kind in RECURRENT:
             layer = recurrent_layer(kind, width)
-            params[kind], flops[kind] = count(layer), forward_flops(layer, length, width)
+            params[kind], flops[kind] = count_parameters(layer), forward_flops(layer, length, width)
             formula[kind] = recurrent_formula(kind, width)
         for positions in ("learned", "sinusoidal"):
-            params[f"transformer_{positions}"] = count(PositionedEncoderLayer(width, length, positions))
+            params[f"transformer_{positions}"] = count_parameters(PositionedEncoderLayer(width, length, positions))
         # positions add no matmul: both Transformer variants spend the encoder layer's FLOPs
         flops["transformer_layer"] = forward_flops(TransformerEncoderLayer(width, HEADS, 4 * width, dropout=0.0),
                                                    length, width)

@@ -16,7 +16,17 @@ from typing import Any
 
 import torch
 
-from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, register_experiment
+from archzoo.lab.base import (
+    Cell,
+    CellResult,
+    Claim,
+    Experiment,
+    Figure,
+    Table,
+    Verdict,
+    count_parameters,
+    register_experiment,
+)
 from archzoo.lab.runner import interleaved_medians
 from archzoo.models import create_model
 
@@ -39,10 +49,6 @@ GENERATORS: dict[str, tuple[str, dict[str, Any]]] = {
                                "positions": "sinusoidal", "context": 4096 + 64}),
 }
 NEW_TOKENS = 32
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def train_step_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
@@ -157,8 +163,8 @@ class Parallelism(Experiment):
         generate = interleaved_medians({k: (lambda m=m: token_seconds(m, length, generator))
                                         for k, m in generators.items()}, rounds)
         return {"train_seconds": train, "token_seconds": generate, "threads": torch.get_num_threads(),
-                "params": {k: n_params(m) for k, m in models.items()},
-                "generator_params": {k: n_params(m) for k, m in generators.items()}}
+                "params": {k: count_parameters(m) for k, m in models.items()},
+                "generator_params": {k: count_parameters(m) for k, m in generators.items()}}
 
     def _series(self, results: list[CellResult]) -> tuple[list[int], dict[str, list[float]], dict[str, list[float]]]:
         ordered = sorted(results, key=lambda r: r.config["length"])
