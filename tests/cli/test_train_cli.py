@@ -12,6 +12,7 @@ from archzoo.cli.main import main
 from archzoo.data import DATASETS
 from archzoo.models import list_models
 from archzoo.tasks import TASKS
+from archzoo.training import checkpoint
 from archzoo.training.config import list_presets
 from helpers import REGISTERED_MODELS, small_run_overrides
 
@@ -41,9 +42,10 @@ def test_train_quickstart_short_run(capsys: pytest.CaptureFixture[str], tmp_path
     accuracy = float(test.group(2))
     assert 0.3 < accuracy <= 1.0  # 20 steps of a real CNN on real digits: far above chance (0.1)
     assert out.rstrip().splitlines()[-1] == f"run folder: {run}"
-    for name in ("config.json", "model.safetensors", "best.safetensors", "state.pt", "metrics.jsonl",
+    for name in ("config.json", "model.safetensors", "best.safetensors", "status.json", "metrics.jsonl",
                  "curves.png", "eval.json", "confusion.png", "misclassified.png"):
         assert (run / name).is_file(), name
+    assert (checkpoint.latest_checkpoint(run) / "state.pt").is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["name"] == "simple_cnn" and config["data"]["dataset"] == "mnist-small"
     assert config["train"]["max_steps"] == 20 and config["train"]["batch_size"] == 64

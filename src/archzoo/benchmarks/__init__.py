@@ -68,7 +68,9 @@ def machine() -> dict[str, Any]:
 
 def resume_run(work_dir: Path, resume: bool) -> bool:
     """Whether a benchmark continues the run saved in ``work_dir/run`` (asked for, and one was saved)."""
-    return resume and (work_dir / "run" / "state.pt").is_file()
+    from archzoo.training.checkpoint import latest_checkpoint
+
+    return resume and latest_checkpoint(work_dir / "run") is not None
 
 
 def trainer_seconds(cfg: Any, run_dir: Path, warmup: int, steps: int) -> float:
@@ -84,7 +86,7 @@ def trainer_seconds(cfg: Any, run_dir: Path, warmup: int, steps: int) -> float:
         if trainer.step == warmup + steps:
             trainer.stop_reason = "measured"
 
-    Trainer(cfg, run_dir, progress=False, verbose=False, on_step=mark).fit()
+    Trainer(cfg, run_dir, progress=False, verbose=False, overwrite=True, on_step=mark).fit()
     return marks[warmup + steps] - marks[warmup]
 
 

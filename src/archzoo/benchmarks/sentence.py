@@ -26,7 +26,7 @@ def cross_validate(preset: str, work_dir: Path, folds: list[int] | None = None,
     for fold in folds:
         fold_cfg = resolve_config(preset, [*(overrides or []), f"data.fold={fold}"])
         start = time.perf_counter()
-        result = Trainer(fold_cfg, work_dir / f"fold-{fold}", progress=False, verbose=False).fit()
+        result = Trainer(fold_cfg, work_dir / f"fold-{fold}", progress=False, verbose=False, overwrite=True).fit()
         assert result.test is not None
         accuracies.append(result.test["accuracy"])
         train_seconds.append(round(result.train_seconds, 1))

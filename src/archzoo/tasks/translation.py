@@ -162,6 +162,11 @@ class Translation(TensorPairSplits, Task):
             self._splits[name] = (pad_ids(src).to(self.device), pad_ids(tgt).to(self.device))
         return self._splits[name]
 
+    def verify_data(self) -> None:
+        """Read (and so checksum) the two languages' files of every split the run uses, tests included."""
+        for split in ("train", "val", *self.cfg.test_sets):
+            self.text(split)
+
     def has_split(self, name: str) -> bool:
         return name in ("train", "val")
 
