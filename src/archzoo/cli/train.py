@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from archzoo.training.trainer import format_metrics
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model", description="Train a preset or a model; "
@@ -35,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from archzoo.errors import UserError
     from archzoo.training.config import load_run_config, resolve_config
     from archzoo.training.run_folder import check_new, new_run_dir
-    from archzoo.training.trainer import Trainer, override_train
+    from archzoo.training.trainer import Trainer, format_metrics, override_train
 
     if args.resume:
         if (args.preset or args.overrides or args.model or args.dataset or args.epochs is not None or args.out
