@@ -229,3 +229,45 @@ def test_a_corrupt_test_file_stops_the_run_before_training(tmp_path: Path, capsy
     assert rc == 2
     one_line_error(err, f"checksum mismatch for {test_images}")
     assert not run.exists() or not (run / "metrics.jsonl").exists()  # no step was trained
+
+
+# ------------------------------------------------------------------------------ a full disk
+
+
+def test_a_full_disk_mid_run_names_the_file_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    real_write = checkpoint._write_synced
+
+    def disk_fills_at_step_4(path: Path, data: bytes) -> None:
+        if ".step-000000004." in str(path.parent):
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_synced", disk_fills_at_step_4)
+    rc, _, err = cli(capsys, *train_args(run, "--set", "train.eval_every_steps=2"))
+    assert rc == 2
+    one_line_error(err, f"cannot write {run / 'checkpoints' / 'step-000000004' / 'model.safetensors'}",
+                   "No space left on device", "free some space")
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000000002"]  # no partial folder
+    assert run_folder.read_status(run)["status"] == "failed"
+    monkeypatch.undo()
+    rc, out, _ = cli(capsys, "train", "--resume", str(run), "--no-progress")
+    assert rc == 0 and "stopped: max_steps after 4 steps" in out
+
+
+def test_any_other_full_disk_write_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import builtins
+
+    real_open = builtins.open
+
+    def full(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if str(file).endswith("metrics.jsonl") and "a" in mode:
+            raise OSError(28, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full)
+    rc, _, err = cli(capsys, *train_args(tmp_path / "run"))
+    assert rc == 2
+    one_line_error(err, f"{tmp_path / 'run' / 'metrics.jsonl'}: No space left on device; free some space")

@@ -7,14 +7,16 @@ imports every family, so the registry is complete (and nothing is registered any
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from archzoo.config import check_type
-from archzoo.errors import unknown
+from archzoo.errors import UserError, unknown
 from archzoo.registry import Registry
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -39,9 +41,31 @@ def check_model_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+# 4 GB of float32 weights (16 GB to train with Adam), 60x the largest preset: a config asking for more
+# is a typo or a crafted checkpoint, refused before any memory is taken. ARCHZOO_MAX_PARAMETERS raises it.
+MAX_PARAMETERS = 1_000_000_000
+
+
+def max_parameters() -> int:
+    value = os.environ.get("ARCHZOO_MAX_PARAMETERS", "")
+    return int(value) if value.isdigit() else MAX_PARAMETERS
+
+
 def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build the registered model ``name`` with keyword overrides of its builder's defaults."""
-    return MODELS.get(name)(**check_model_args(name, overrides))
+    """Build the registered model ``name`` with keyword overrides of its builder's defaults.
+
+    The model is first built on the meta device (shapes, no memory) and refused in one line if it
+    holds more than ``max_parameters()`` parameters and buffers.
+    """
+    builder, args = MODELS.get(name), check_model_args(name, overrides)
+    with torch.device("meta"):
+        shapes = builder(**args)
+    size = sum(t.numel() for t in (*shapes.parameters(), *shapes.buffers()))
+    if size > max_parameters():
+        raise UserError(f"model {name!r} with these arguments would hold {size:,} parameters ({size * 4 / 2**30:,.0f} GiB "
+                        f"in float32), over archzoo's bound of {max_parameters():,}; check model.args in the config "
+                        "(or the checkpoint's metadata), or raise the bound with ARCHZOO_MAX_PARAMETERS")
+    return builder(**args)
 
 
 def list_models(pattern: str = "*") -> list[str]:
