@@ -14,7 +14,7 @@ from archzoo.models import list_models
 from archzoo.tasks import TASKS
 from archzoo.training import checkpoint
 from archzoo.training.config import list_presets
-from helpers import REGISTERED_MODELS, small_run_overrides
+from helpers import REGISTERED_MODELS, SHARED_DATA, small_run_overrides
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -108,3 +108,16 @@ def test_help_and_version_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--help"], ["train", "--help"], ["eval", "--help"], ["predict", "--help"], ["info", "--help"]):
         rc, out, _ = cli(capsys, *argv)
         assert rc == 0 and out.startswith("usage: archzoo"), argv
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "daily-min-temperatures").is_dir(),
+                    reason="../shared/data/daily-min-temperatures not staged")
+def test_the_weather_preset_says_what_it_filled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["train", "daily-temps-gru", "--max-steps", "3", "--out", str(tmp_path / "run"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert ("notice: filled 2 missing timestamp(s) of daily-min-temperatures by linear interpolation: "
+            "1984-12-31, 1988-12-31") in out.splitlines()
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert report["filled_points"] == 2 and report["filled_in_test"] == 0 and report["test_span"] == ["1990-01-01",
+                                                                                                      "1990-12-31"]

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{cfg.model.name}: {params:,} parameters | {cfg.task} on {cfg.data.dataset} | "
               f"{trainer.total_steps} steps of batch {cfg.train.batch_size} | device {trainer.device}"
               + (f" x {trainer.dist.world_size} ranks" if trainer.dist.enabled else ""), flush=True)
+        for notice in trainer.task.notices:
+            print(f"notice: {notice}", flush=True)
     result = trainer.fit(dry_run=args.dry_run)
     if not trainer.dist.is_main:
         return 0

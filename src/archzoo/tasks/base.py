@@ -29,6 +29,7 @@ class Task:
     def __init__(self, cfg: Any, data_dir: str | Path | None = None):
         self.cfg = cfg
         self.data_dir = data_dir
+        self.notices: list[str] = []  # one-line facts about the data a user should know (the CLI prints them)
 
     def resolved_config(self) -> Any:
         """The task config with everything derived from the data filled in (a vocabulary), so the
