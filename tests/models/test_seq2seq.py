@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from archzoo.config import to_dict
-from archzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 from archzoo.errors import UserError
 from archzoo.layers import use_impl
 from archzoo.models import create_model
@@ -19,6 +18,7 @@ from archzoo.models.seq2seq import DeepOutput, EncoderDecoder
 from archzoo.tasks.decoding import beam_search, greedy_decode
 from archzoo.training.checkpoint import load_model, save_weights
 from archzoo.training.config import resolve_config
+from archzoo.vocab import BOS_ID, EOS_ID, PAD_ID
 from helpers import MODEL_FAMILIES
 
 MODELS = MODEL_FAMILIES["translator"]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, trainer_seconds
 from archzoo.benchmarks.mnist import train_preset
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text

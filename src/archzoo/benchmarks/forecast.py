@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 

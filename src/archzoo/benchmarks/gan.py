@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.data.sources import DATASETS
 from archzoo.tasks.generation import ImageGeneration
 from archzoo.tasks.generation_metrics import ClassifierFeatures, compare_sets

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, trainer_seconds
 from archzoo.benchmarks.lm import bare_lm_rate, train_lm
 from archzoo.layers.masks import causal_mask
 from archzoo.models import create_model

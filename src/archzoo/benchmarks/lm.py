@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, trainer_seconds
 from archzoo.models import create_model
 from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config

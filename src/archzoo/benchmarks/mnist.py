@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archzoo.benchmarks import alternate, register_benchmark, resume_run, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, resume_run, trainer_seconds
 from archzoo.models import create_model
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer, autocast

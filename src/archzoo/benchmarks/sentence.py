@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark, resume_run
+from archzoo.benchmarks.base import register_benchmark, resume_run
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from archzoo.errors import UserError
-from archzoo.models import register_model
 from archzoo.models.base import check_dropout, check_widths
+from archzoo.models.registry import register_model
 
 
 def with_labels(h: torch.Tensor, y: torch.Tensor | None, num_classes: int) -> torch.Tensor:
