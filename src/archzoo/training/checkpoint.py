@@ -274,12 +274,12 @@ def weights_path(run: Path, which: str = "best") -> Path:
 
 def load_model(run: Path, which: str = "best") -> tuple[nn.Module, Any]:
     """Rebuild a model from a checkpoint with no flags: its config travels in the metadata."""
-    from archzoo.models import create_model
+    from archzoo.models import build_model
     from archzoo.training.config import run_config_from_dict
 
     tensors, meta = read_weights(weights_path(run, which))
     cfg = run_config_from_dict(meta["config"])
-    model = create_model(cfg.model.name, **cfg.model.args)
+    model = build_model(cfg.model)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

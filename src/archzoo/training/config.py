@@ -161,7 +161,7 @@ def resolve_config(preset: str | None, overrides: list[str]) -> RunConfig:
         section = key.split(".")[0]
         if section not in ("task", "model", "data", "train"):
             raise _unknown_section(key, data)
-        if key.startswith("model.") and not key.startswith(("model.args.", "model.name")):
+        if key.startswith("model.") and key not in ("model.name", "model.impl") and not key.startswith("model.args."):
             key = "model.args." + key.removeprefix("model.")  # --set model.dropout=0.1 is a model argument
         set_in(data, key, value)
     return run_config_from_dict(data)

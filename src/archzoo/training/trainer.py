@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from archzoo.config import to_dict
 from archzoo.errors import UserError
 from archzoo.fileio import ensure_writable_dir
-from archzoo.models import create_model
+from archzoo.models import build_model
 from archzoo.tasks import TASKS, Task
 from archzoo.tasks.base import step_seed
 from archzoo.training import checkpoint, run_folder
@@ -147,7 +147,7 @@ class Trainer:
         self.task: Task = TASKS.get(cfg.task)(cfg.data, data_dir)
         self.task.verify_data()  # a corrupt test file stops the run now, not after the training
         self.cfg = replace(cfg, data=self.task.resolved_config()).with_model_args(self.task.model_args())
-        self.model: nn.Module = create_model(self.cfg.model.name, **self.cfg.model.args)
+        self.model: nn.Module = build_model(self.cfg.model)
         self.task.init_model(self.model)
         self.model = self.model.to(self.device)
         if tc.channels_last:
