@@ -33,8 +33,8 @@ class FakeExperiment(Experiment):
         return [Cell({"size": size, "quick": quick}, seed, f"size {size}") for seed in seeds for size in (1, 2)]
 
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
-        # every cell starts in a fresh folder holding only the lab's marker
-        assert sorted(p.name for p in work_dir.iterdir()) == [SCRATCH_MARK]
+        # every cell starts in a new, empty folder inside the lab's marked scratch folder
+        assert list(work_dir.iterdir()) == [] and (work_dir.parent / SCRATCH_MARK).is_file()
         (work_dir / "checkpoint.bin").write_bytes(b"partial work")
         key = (cell.config["size"], cell.seed)
         if key == self.interrupt_at:

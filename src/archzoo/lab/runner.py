@@ -8,7 +8,7 @@ Layout of an output folder (``--out``), one folder per experiment::
     OUT/NAME/cells/KEY.json        one finished cell: config, seed, result, seconds, load, machine
     OUT/NAME/results.json          verdicts, tables and timing (written with the page)
     OUT/NAME/*.png                 figures
-    OUT/NAME/runs/KEY/             a cell's scratch run folder while it computes
+    OUT/NAME/runs/KEY/work/        a cell's scratch folder (a run folder) while it computes
 
 A cell whose JSON exists is never computed again: an interrupted run resumes at the first missing
 cell, and a rerun with more seeds computes only the new seeds. Cells are written atomically, so an
@@ -66,25 +66,28 @@ def read_cell(path: Path) -> CellResult | None:
 
 
 def fresh_scratch(path: Path) -> Path:
-    """An empty scratch folder for a cell; a leftover of an interrupted cell (marked as the lab's) is removed."""
+    """A scratch folder for a cell, marked as the lab's, and the new, empty folder inside it where the cell
+    works (a run folder for the trainer); a leftover of an interrupted cell is removed first."""
     if path.exists():
         if not (path / SCRATCH_MARK).is_file():
             raise UserError(f"{path} exists and was not made by archzoo lab; move it away or choose another --out")
         shutil.rmtree(path)
     path.mkdir(parents=True)
     (path / SCRATCH_MARK).write_text("scratch folder of one lab cell; removed when the cell finishes\n")
-    return path
+    (path / "work").mkdir()
+    return path / "work"
 
 
 def compute_cell(exp: Experiment, cell: Cell, out_dir: Path, data_dir: str | Path | None,
                  keep_runs: bool) -> CellResult:
     """Compute one cell in a fresh scratch folder and cache its result atomically."""
-    from archzoo.benchmarks import machine
+    from archzoo.benchmarks.base import machine
 
-    scratch = fresh_scratch(experiment_dir(out_dir, exp.name) / "runs" / cell.key)
+    scratch = experiment_dir(out_dir, exp.name) / "runs" / cell.key
+    work_dir = fresh_scratch(scratch)
     load_before, started = load_average(), now()
     start = time.perf_counter()
-    result = exp.run_cell(cell, scratch, data_dir)
+    result = exp.run_cell(cell, work_dir, data_dir)
     seconds = time.perf_counter() - start
     meta = {"started": started, "finished": now(), "load_before": load_before, "load_after": load_average(),
             "machine": machine(), "torch": torch.__version__, "version": exp.version}

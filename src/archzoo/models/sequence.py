@@ -18,8 +18,8 @@ from archzoo.errors import UserError
 from archzoo.layers import GRU, LSTM, RNN, Conv2d, LayerNorm, Linear, SinusoidalPositionalEncoding
 from archzoo.layers.recurrent import init_orthogonal_recurrent_
 from archzoo.layers.transformer import TransformerEncoderLayer
-from archzoo.models import register_model
 from archzoo.models.base import check_widths
+from archzoo.models.registry import register_model
 
 RECURRENT_INITS = ("uniform", "orthogonal")
 
