@@ -19,6 +19,9 @@ EXPERIMENTS = ["bidirectional-and-depth", "exposure-bias", "gradient-clipping", 
 def test_list_shows_the_nine_experiments(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = cli(capsys, "lab", "list")
     assert rc == 0 and [line.split("\t")[0] for line in out.splitlines()] == EXPERIMENTS
+    assert "long-range\tHow far back can each architecture remember?" in out and "(3 claims, 3 seeds" in out
+    rc, out, _ = cli(capsys, "list", "experiments", "*gradient*")
+    assert rc == 0 and out.splitlines() == ["gradient-clipping", "vanishing-gradients"]
 
 
 def test_run_and_report_through_the_cli(fake_experiment, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

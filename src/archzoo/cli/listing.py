@@ -1,10 +1,10 @@
-"""``archzoo list [models|datasets|presets|tasks|benchmarks]``."""
+"""``archzoo list [models|datasets|presets|tasks|benchmarks|experiments]``."""
 
 from __future__ import annotations
 
 import argparse
 
-KINDS = ("models", "datasets", "presets", "tasks", "benchmarks")
+KINDS = ("models", "datasets", "presets", "tasks", "benchmarks", "experiments")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,9 @@ def names(kind: str, pattern: str = "*") -> list[str]:
     if kind == "benchmarks":
         from archzoo.benchmarks import BENCHMARKS
         return BENCHMARKS.names(pattern)
+    if kind == "experiments":
+        from archzoo.lab import EXPERIMENTS
+        return EXPERIMENTS.names(pattern)
     from archzoo.training.config import list_presets
     return [p for p in list_presets() if fnmatch.fnmatch(p, pattern)]
 
