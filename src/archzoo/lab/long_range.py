@@ -107,7 +107,8 @@ class LongRange(Experiment):
         smnist = "" if quick else (
             " The full mode adds sequential MNIST (the 784 pixels one at a time, Le et al. 2015) for RNN, LSTM and "
             "GRU at seed 0 only: 800 steps of 16 images (12,800 images, under a quarter of an epoch), scored on the "
-            "10,000 test images; it is reported, not used by a verdict.")
+            "first 2,000 test images (validation: 2,000 of the 5,000 held-out training images); it is reported, not "
+            "used by a verdict.")
         return (f"Tasks (tasks/sequence.py, data/synthetic.py): the **adding problem** (T random numbers in [0, 1], "
                 f"one marked in each half; output their sum at the last step; always answering 1 scores MSE 1/6) and "
                 f"**delayed recall** ({NUM_SYMBOLS} symbols of {NUM_CATEGORIES} shown at the start, a cue at step "
