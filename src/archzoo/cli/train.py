@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from archzoo.training.trainer import format_metrics
+from archzoo.cli.common import add_data_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
     p.add_argument("--dry-run", action="store_true", help="build everything and run one step; write nothing")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--data-dir", help="folder with datasets (before $ARCHZOO_DATA and the cache)")
+    add_data_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from archzoo.errors import UserError
     from archzoo.training.config import load_run_config, resolve_config
-    from archzoo.training.trainer import Trainer, override_train
+    from archzoo.training.trainer import Trainer, format_metrics, override_train
 
     if args.resume:
         if args.preset or args.overrides or args.model or args.dataset or args.epochs is not None or args.out:

@@ -17,6 +17,7 @@ from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding
 from archzoo.layers.transformer import TransformerEncoderLayer
 from archzoo.models import register_model
+from archzoo.models.base import ExportGraph, ids_to_logits_graphs
 
 POOLING = ("cls", "mean")
 
@@ -95,6 +96,9 @@ class SequenceClassifier(nn.Module):
         ids = torch.randint(1, self.encoder.vocab_size, (batch_size, 8))
         ids[0, 5:] = self.encoder.pad_id  # a padded row
         return (ids,)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        return ids_to_logits_graphs(self)
 
 
 class BertClassifier(SequenceClassifier):
