@@ -112,7 +112,7 @@ def test_eval_last_weights_and_a_weights_file(capsys: pytest.CaptureFixture[str]
     assert report["weights"] == "model.safetensors" and report["step"] == STEPS
     assert f"weights: model.safetensors (step {STEPS}), fp32" in out_last
     rc, out_file, _ = cli(capsys, "eval", str(run / "best.safetensors"))
-    assert rc == 0 and f"wrote {run / 'eval.json'}" in out_file
+    assert rc == 0 and f"{run / 'eval.json'}" in out_file.splitlines()[-1]
 
 
 def test_predict_top3_on_real_digits(capsys: pytest.CaptureFixture[str], trained: tuple[Path, float],

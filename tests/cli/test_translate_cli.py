@@ -137,7 +137,7 @@ def test_non_utf8_standard_input_is_one_line(run: Path, capsys: pytest.CaptureFi
 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("Ein Mann fährt.\n".encode("latin-1"))))
     rc, _, err = cli(capsys, "translate", str(run), "--input", "-")
-    assert rc == 2 and "--input standard input is not UTF-8 text (byte 12); save it as UTF-8" in err
+    assert rc == 2 and "--input standard input is not UTF-8 text (byte 10); save it as UTF-8" in err
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Ein Hund.\nEin Ball.\n")))
     rc, out, _ = cli(capsys, "translate", str(run), "--input", "-", "--beam", "1")
     assert rc == 0 and len(out.splitlines()) == 2

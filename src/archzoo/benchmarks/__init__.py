@@ -121,6 +121,7 @@ from archzoo.benchmarks import (  # noqa: E402,F401  (register the benchmarks)
     forecast,
     gan,
     gpt,
+    inference,
     lm,
     mnist,
     sentence,

@@ -28,9 +28,10 @@ class ExportGraph:
     name: str = ""
 
 
-def ids_to_logits_graphs(model: nn.Module) -> list[ExportGraph]:
-    """The graph of a sentence classifier: padded word ids (B, T) -> logits (B, num_classes)."""
-    return [ExportGraph(model, model.example_inputs(2), ["ids"], ["logits"], {"ids": {0: BATCH, 1: TIME}})]
+def ids_to_logits_graphs(model: nn.Module, max_len: int = TIME[2]) -> list[ExportGraph]:
+    """The graph of a sentence classifier: padded word ids (B, T), T <= ``max_len`` -> logits (B, num_classes)."""
+    return [ExportGraph(model, model.example_inputs(2), ["ids"], ["logits"],
+                        {"ids": {0: BATCH, 1: ("time", 1, max_len)}})]
 
 
 class ImageClassifier(nn.Module):

@@ -98,7 +98,7 @@ class SequenceClassifier(nn.Module):
         return (ids,)
 
     def export_graphs(self) -> list[ExportGraph]:
-        return ids_to_logits_graphs(self)
+        return ids_to_logits_graphs(self, max_len=self.encoder.position.num_embeddings)
 
 
 class BertClassifier(SequenceClassifier):

@@ -209,9 +209,6 @@ class NBSVM(nn.Module):
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (example_ids(self.vocab_size, batch_size),)
 
-    def export_graphs(self) -> list[ExportGraph]:
-        return ids_to_logits_graphs(self)
-
 
 @register_model("textcnn")
 def textcnn(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 300,

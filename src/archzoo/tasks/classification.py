@@ -161,7 +161,7 @@ class Predictions:
 
 
 def check_top(top: object) -> int:
-    return check_count("top", top, 1, 1 << 30, "ask for fewer classes")
+    return check_count("--top", top, 1, 1 << 30, "ask for fewer classes")
 
 
 def user_images(inputs: Any, shape: tuple[int, int, int], photo: bool) -> tuple[torch.Tensor, list[str]]:

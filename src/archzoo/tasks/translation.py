@@ -320,7 +320,7 @@ class Translation(TensorPairSplits, Task):
         if not isinstance(items, list | tuple) or not items or not all(isinstance(t, str) for t in items):
             raise UserError(f"translate takes a {self.cfg.source} sentence or a list of them (strings), got "
                             f"{type(sentences).__name__}" + (" (empty)" if isinstance(items, list | tuple) and not items else ""))
-        beam = self.cfg.beam_size if beam is None else check_count("the beam size", beam, 1, 1000, "use a smaller beam")
+        beam = self.cfg.beam_size if beam is None else check_count("--beam", beam, 1, 1000, "use a smaller beam")
         alpha = self.cfg.length_penalty if length_penalty is None else length_penalty
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
             raise UserError(f"the length penalty must be a finite number >= 0 (0 is no penalty), got {alpha}")
