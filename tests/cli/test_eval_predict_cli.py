@@ -188,5 +188,5 @@ def test_eval_and_predict_in_bf16_and_int8(capsys: pytest.CaptureFixture[str], t
     assert rc == 0 and head and abs(float(head.group(1)) - accuracy) < 0.01
     assert out.splitlines()[12].endswith("bf16" if message == "bf16" else "fp32, int8")
     assert json.loads((copy / "eval.json").read_text())["dtype" if message == "bf16" else "quantize"] == message
-    rc, out, _ = cli(capsys, "predict", str(copy), "--device", "cpu", str(digit_images[0][0]), *flags)
+    rc, out, _ = cli(capsys, "predict", str(copy), str(digit_images[0][0]), "--device", "cpu", *flags)
     assert rc == 0 and len(parse_predictions(out)) == 1

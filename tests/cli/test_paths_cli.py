@@ -77,3 +77,7 @@ def test_seeds_out_of_range(value: str, message: str, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(("flag", "value"), [("--temperature", "nan"), ("--top-p", "inf")])
 def test_numbers_that_are_not_finite(flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"argument {flag}: must be a finite number, got {value}" in one_line_error(capsys, "sample", "RUN", flag, value)
+
+
+def test_nothing_to_predict_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "nothing to predict; give image files or sentences, or --input FILE" in one_line_error(capsys, "predict", "RUN")

@@ -128,11 +128,9 @@ def add_data_dir(parser: argparse.ArgumentParser, create: bool = False, **kwargs
                         + ("; created if missing" if create else ""), **kwargs)
 
 
-def add_run(parser: argparse.ArgumentParser, which: bool = True, speed: bool = True, positional: bool = True) -> None:
-    """The run folder and how to load it: --which, --device, --dtype, --quantize. ``positional=False``
-    leaves the run folder to the caller (a command whose inputs follow it in one positional list)."""
-    if positional:
-        parser.add_argument("run_dir", type=Path, help="a run folder written by `archzoo train` (or a weights file)")
+def add_run(parser: argparse.ArgumentParser, which: bool = True, speed: bool = True) -> None:
+    """The run folder and how to load it: --which, --device, --dtype, --quantize."""
+    parser.add_argument("run_dir", type=Path, help="a run folder written by `archzoo train` (or a weights file)")
     if which:
         parser.add_argument("--which", choices=["best", "last"], default="best", help="best validation or last weights")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")

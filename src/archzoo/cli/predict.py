@@ -5,7 +5,6 @@ for standard input) reads one input per line."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from archzoo.cli.common import add_run, input_file
 
@@ -15,10 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Images: any size or colour; dark-on-light images are inverted automatically. "
                        "Sentences (a sentence_classification run): e.g. "
                        "`archzoo predict RUN \"the film is a delight\"`. --input FILE (or -) reads one per line.")
-    add_run(p, which=False, positional=False)
-    # the run folder and the inputs are one list, so options may come between or after them
-    p.add_argument("paths", nargs="+", metavar="RUN_DIR [INPUT ...]",
-                   help="a run folder, then image files, or sentences for a sentence classifier")
+    add_run(p, which=False)
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, or sentences for a sentence classifier "
+                   "(right after RUN_DIR)")
     p.add_argument("--input", type=input_file, metavar="FILE",
                    help="UTF-8 text, one input per line (image paths or sentences); - reads standard input")
     p.add_argument("--top", type=int, help="how many classes to show (default: 3 for images, 1 for sentences)")
@@ -29,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from archzoo.cli.common import load_run, read_lines
     from archzoo.errors import UserError
 
-    args.run_dir, inputs = Path(args.paths[0]), args.paths[1:]
-    inputs += read_lines(args.input, "--input") if args.input else []
+    inputs = list(args.inputs) + (read_lines(args.input, "--input") if args.input else [])
     if not inputs:
         raise UserError("nothing to predict; give image files or sentences, or --input FILE (- for standard input)")
     predictions = load_run(args).predict(inputs, top=args.top)
