@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -121,39 +120,33 @@ def override_strings(preset: str | None, overrides: dict[str, Any]) -> list[str]
     return out
 
 
-def new_run_folder(name: str, parent: Path = Path("runs")) -> Path:
-    """``runs/<name>-<date>-<time>-<n>``: a folder name no other run has, even one started the same second."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        folder = parent / f"{name}-{stamp}" if n == 0 else parent / f"{name}-{stamp}-{n}"
-        try:
-            folder.mkdir(parents=True)
-            return folder
-        except FileExistsError:
-            continue
-    raise UserError(f"cannot find a free run folder name under {parent}; give one with out=")
-
-
 def train(preset: str | None = None, *, out: str | Path | None = None, data_dir: str | Path | None = None,
-          device: str = "auto", progress: bool = True, verbose: bool = False, **overrides: Any) -> Run:
+          device: str = "auto", progress: bool = True, verbose: bool = False, overwrite: bool = False,
+          **overrides: Any) -> Run:
     """Train a preset (``list_presets()``; or the defaults) with overrides into a run folder, as
     ``archzoo train`` does, and return the trained ``Run`` (best validation weights).
 
     Overrides are keyword arguments: ``epochs=2``, ``max_steps=100``, ``lr=3e-3``, ``train={"lr": 3e-3}``,
     ``data={"augment": "none"}``, ``model="mlp"``, ``model={"dropout": 0.1}``. ``out`` defaults to a new
-    folder ``runs/<preset>-<date>-<time>``; the training result is ``run.result``.
+    folder ``runs/<preset>-<date>-<time>``; a folder holding another run is refused unless ``overwrite``.
+    The training result is ``run.result``; ``archzoo train --resume RUN`` continues an interrupted run.
 
     >>> archzoo.train("mnist-fast", max_steps=5, lr=-1.0)
     Traceback (most recent call last):
     archzoo.errors.UserError: train.lr must be a number > 0, got -1.0; try --set train.lr=1e-3
     """
     from archzoo.training.config import resolve_config
+    from archzoo.training.run_folder import check_new, new_run_dir
     from archzoo.training.trainer import Trainer
 
     cfg = resolve_config(preset, override_strings(preset, overrides))
-    name = Path(preset).stem if preset else cfg.model.name
-    run_dir = Path(out) if out is not None else new_run_folder(name)
-    trainer = Trainer(cfg, run_dir, data_dir=data_dir, device=device, progress=progress, verbose=verbose)
+    if out is not None:
+        run_dir = Path(out)
+        check_new(run_dir, overwrite)
+    else:
+        run_dir = new_run_dir(Path("runs"), Path(preset).stem if preset else cfg.model.name)
+    trainer = Trainer(cfg, run_dir, data_dir=data_dir, device=device, progress=progress, verbose=verbose,
+                      overwrite=overwrite)
     result = trainer.fit()
     run = load(run_dir, which="best" if result.best else "last", device=device, data_dir=data_dir)
     run.result = result

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 
 # the runs measured: a name, the preset, and the short training that is enough to measure speed and a
 # quality change (each far shorter than its preset's benchmark)

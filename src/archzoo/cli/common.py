@@ -149,7 +149,9 @@ def load_run(args: argparse.Namespace) -> Any:
                 data_dir=getattr(args, "data_dir", None))
 
 
-def print_notes(result: Any) -> None:
-    """A result's notes for the user, on standard error (standard output stays the data)."""
-    for note in getattr(result, "notes", []):
+def print_notes(result: Any, run: Any = None) -> None:
+    """A result's notes and the run's task notices (such as filled gaps in a series) for the user, on
+    standard error (standard output stays the data)."""
+    notices = run._task.notices if run is not None and run._task is not None else []
+    for note in [*getattr(result, "notes", []), *(f"notice: {n}" for n in notices)]:
         print(note, file=sys.stderr)

@@ -18,10 +18,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archzoo.cli.common import load_run
+    from archzoo.cli.common import load_run, print_notes
 
     loaded = load_run(args)
     result = loaded.evaluate(args.batch_size)
+    print_notes(result, loaded)
     lines = loaded.summary_lines(result)
     precision = args.dtype + (f", {args.quantize}" if args.quantize else "")
     print("\n".join([f"{loaded.config.model.name} on {lines[0]}", *lines[1:]]))

@@ -24,10 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archzoo.cli.common import load_run
+    from archzoo.cli.common import load_run, print_notes
 
     loaded = load_run(args)
     f = loaded.forecast(horizon=args.horizon, split=args.split, window=args.window, future=args.future)
+    print_notes(f, loaded)
     cfg = loaded.config
     name = f.columns[f.channel_index(args.channel)]
     where = "after the end of the data" if args.future else f"{args.split} window {args.window}"

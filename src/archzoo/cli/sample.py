@@ -65,5 +65,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {result.save(Path(path))}")
     elif not result.streamed:
         sys.stdout.write(result.text())
-    print_notes(result)
+    print_notes(result, loaded)
     return 0

@@ -42,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("nothing to translate; give a sentence, e.g. archzoo translate RUN \"Ein Mann fährt "
                         "Fahrrad.\", or --input FILE")
     sentences = read_lines(args.input, "--input") if args.input else list(args.sentences)
-    result = load_run(args).translate(sentences, beam=args.beam, length_penalty=args.length_penalty,
+    loaded = load_run(args)
+    result = loaded.translate(sentences, beam=args.beam, length_penalty=args.length_penalty,
                                       attention=bool(args.show_attention), source=args.source, target=args.target)
-    print_notes(result)
+    print_notes(result, loaded)
     if args.output:
         result.save(args.output)
         print(f"wrote {len(result.texts)} translations to {args.output}")

@@ -7,8 +7,8 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers.recurrent import GRU, LSTM, RNN
-from archzoo.models import register_model
 from archzoo.models.base import BATCH, ExportGraph
+from archzoo.models.registry import register_model
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
