@@ -68,12 +68,21 @@ def test_runs_lists_status_best_metric_and_date(tmp_path: Path, capsys: pytest.C
     fake_run(tmp_path / "bench" / "nested", status={"status": "early_stopped", "step": 40, "best": {"accuracy": 0.97},
                                                      "updated": "2026-12-01T10:00:00+00:00"})
     fake_run(tmp_path / "live", metrics=val[:1], age=0)
+    fake_run(tmp_path / "killed-9", status={"status": "running", "step": 7, "best": None})  # no training holds it
+    held = fake_run(tmp_path / "training", status={"status": "running", "step": 3, "best": None})
+    from archzoo.training.run_folder import RunLock
+
+    lock = RunLock(held).__enter__()
     fake_run(tmp_path / "empty", weights=False)
     (tmp_path / "not-a-run").mkdir()
-    rc, out, _ = cli(capsys, "runs", str(tmp_path))
+    try:
+        rc, out, _ = cli(capsys, "runs", str(tmp_path))
+    finally:
+        lock.__exit__()
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert rc == 0 and out.splitlines()[0].split() == ["run", "model", "status", "step", "best", "val", "test", "date"]
-    assert set(rows) == {str(tmp_path / n) for n in ("done", "killed", "bench/nested", "live", "empty")}
+    assert set(rows) == {str(tmp_path / n) for n in ("done", "killed", "bench/nested", "live", "empty", "killed-9", "training")}
+    assert " interrupted (killed) " in rows[str(tmp_path / "killed-9")] and " running " in rows[str(tmp_path / "training")]
     done = rows[str(tmp_path / "done")]
     assert "simple_cnn on mnist" in done and " finished " in done and "accuracy 0.9500" in done and "accuracy 0.9412" in done
     assert " interrupted " in rows[str(tmp_path / "killed")] and " 20 " in rows[str(tmp_path / "killed")]

@@ -31,27 +31,13 @@ def type_name(annotation: object) -> str:
     return text.replace("typing.", "")
 
 
-def toml_value(value: object) -> str:
-    import json
-    import math
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value) if isinstance(value, str) else repr(value)
-
-
 def config_toml(cfg: object, description: str = "") -> list[str]:
     """The config as TOML lines, each field followed by a comment with its type; model arguments list
     the builder's every argument (the preset's value, else the builder's default)."""
     import dataclasses
     import inspect
 
+    from archzoo.api import toml_literal as toml_value
     from archzoo.config import field_types, to_dict
     from archzoo.models import MODELS, model_arg_types
 

@@ -15,9 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+# status.json's status -> what ``archzoo runs`` shows
 FINISHED = {"completed": "finished", "early_stopped": "finished (early stop)", "time_budget": "finished (time budget)",
             "max_steps": "finished (max steps)", "interrupted": "interrupted", "running": "running"}
-RECENT_SECONDS = 120  # a run without status.json whose metrics changed this recently is taken as running
+RECENT_SECONDS = 120  # a run without status.json (older archzoo) whose files changed this recently: running
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +63,7 @@ def run_summary(folder: Path) -> dict[str, object]:
     import time
 
     from archzoo.tasks import TASKS
+    from archzoo.training.run_folder import is_locked, read_status
 
     config = read_json(folder / "config.json")
     config = config if isinstance(config, dict) else {}
@@ -71,13 +73,15 @@ def run_summary(folder: Path) -> dict[str, object]:
     metric, higher = ("?", True)
     if isinstance(task, str) and task in TASKS:
         metric, higher = TASKS.get(task).primary_metric, TASKS.get(task).higher_is_better
-    status_file = read_json(folder / "status.json")
+    status_file = read_status(folder)
     report = read_json(folder / "eval.json")
     files = [p for p in folder.iterdir() if p.is_file()]
     newest = max((p.stat().st_mtime for p in files), default=folder.stat().st_mtime)
-    if isinstance(status_file, dict):
-        status = FINISHED.get(str(status_file.get("status")), str(status_file.get("status")))
-        step = status_file.get("step", "")
+    if status_file is not None:
+        status = FINISHED.get(str(status_file["status"]), str(status_file["status"]))
+        if status == "running" and not is_locked(folder):
+            status = "interrupted (killed)"  # the training that wrote "running" no longer holds the folder
+        step = status_file["step"]
         best = status_file.get("best") or {}
         date = str(status_file.get("updated", ""))[:19].replace("T", " ")
     else:
