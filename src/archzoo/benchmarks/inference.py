@@ -56,8 +56,12 @@ class OnnxModel:
 
     attention_kind = "none"
 
-    def __init__(self, paths: list[Path], threads: int):
+    def __init__(self, paths: list[Path], threads: int, source: torch.nn.Module):
         import onnxruntime as ort
+
+        for key in ("pad_id", "bos_id", "eos_id"):  # the special ids decoding reads off the model
+            if hasattr(source, key):
+                setattr(self, key, getattr(source, key))
 
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -141,7 +145,7 @@ def measure_run(folder: Path, name: str, threads: int) -> dict[str, Any]:
             "torch int8": load(folder, device="cpu", quantize="int8")}
     task = runs["torch fp32"].task
     with tempfile.TemporaryDirectory() as tmp:
-        onnx = OnnxModel(runs["torch fp32"].export("onnx", Path(tmp) / "model.onnx"), threads)
+        onnx = OnnxModel(runs["torch fp32"].export("onnx", Path(tmp) / "model.onnx"), threads, runs["torch fp32"].model)
         results = {}
         for variant in VARIANTS:
             run = runs.get(variant)
