@@ -118,8 +118,8 @@ def check_regular(times: list[str], source: str) -> None:
     t, step = _step(times)
     bad = np.flatnonzero(np.diff(t) != step)
     if step <= 0 or len(bad):
-        raise _irregular(times, bad, source, "fill them (data.fill = \"interpolate\" or \"previous\") or resample "
-                                             "the series to a regular step")
+        raise _irregular(times, bad, source, "fill the missing rows (data.fill = \"interpolate\" or \"previous\") or "
+                                             "resample the series to a regular step")
 
 
 def _stamp(like: str, index: float) -> str:

@@ -36,6 +36,17 @@ def same_padding(kernel_size: Pair, dilation: Pair) -> tuple[int, int, int, int]
     return tw // 2, tw - tw // 2, th // 2, th - th // 2
 
 
+def check_channels(layer: str, in_channels: int, out_channels: int, groups: int, padding_mode: str) -> None:
+    """One line for a channel count, group count or padding mode the layer cannot take."""
+    if padding_mode != "zeros":
+        raise UserError(f"{layer}: only padding_mode='zeros' is implemented, got {padding_mode!r}")
+    for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{layer}: {key} must be an integer >= 1, got {value!r}")
+    if in_channels % groups or out_channels % groups:
+        raise UserError(f"{layer}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+
+
 def conv2d_reference(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
                      padding: Pair | str = 0, dilation: Pair = 1, groups: int = 1) -> Tensor:
     """Cross-correlation of a batch of images with a bank of kernels (what deep learning calls convolution).
@@ -96,14 +107,7 @@ class Conv2d(ImplSwitch, nn.Conv2d):
                  padding: Pair | str = 0, dilation: Pair = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", impl: str = "auto", device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None):
-        if padding_mode != "zeros":
-            raise UserError(f"Conv2d: only padding_mode='zeros' is implemented, got {padding_mode!r}")
-        for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"Conv2d: {key} must be an integer >= 1, got {value!r}")
-        if in_channels % groups or out_channels % groups:
-            raise UserError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
-                            f"out_channels={out_channels}")
+        check_channels("Conv2d", in_channels, out_channels, groups, padding_mode)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype)
         self.impl = impl
@@ -175,14 +179,7 @@ class ConvTranspose2d(ImplSwitch, nn.ConvTranspose2d):
                  output_padding: Pair = 0, groups: int = 1, bias: bool = True, dilation: Pair = 1,
                  padding_mode: str = "zeros", impl: str = "auto", device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None):
-        if padding_mode != "zeros":
-            raise UserError(f"ConvTranspose2d: only padding_mode='zeros' is implemented, got {padding_mode!r}")
-        for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"ConvTranspose2d: {key} must be an integer >= 1, got {value!r}")
-        if in_channels % groups or out_channels % groups:
-            raise UserError(f"ConvTranspose2d: groups={groups} must divide in_channels={in_channels} and "
-                            f"out_channels={out_channels}")
+        check_channels("ConvTranspose2d", in_channels, out_channels, groups, padding_mode)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
                          dilation, padding_mode, device, dtype)
         self.impl = impl
