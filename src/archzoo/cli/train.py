@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from archzoo.cli.common import add_data_dir
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model", description="Train a preset or a model; "
@@ -22,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
     p.add_argument("--dry-run", action="store_true", help="build everything and run one step; write nothing")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--data-dir", help="folder with datasets (before $ARCHZOO_DATA and the cache)")
+    add_data_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from archzoo.errors import UserError
 from archzoo.layers import GRU, LSTM, Conv2d, Dropout, Linear
-from archzoo.models.base import check_dropout, check_widths
+from archzoo.models.base import ExportGraph, check_dropout, check_widths, ids_to_logits_graphs
 from archzoo.models.registry import register_model
 from archzoo.vocab import PAD_ID
 
@@ -25,7 +25,7 @@ def check_ids(name: str, ids: Tensor, pad_id: int) -> Tensor:
     if ids.dim() != 2 or ids.dtype != torch.long:
         raise UserError(f"{name} takes word ids of shape (B, T) (int64), got {tuple(ids.shape)} {ids.dtype}")
     mask = ids != pad_id
-    if not mask[:, 0].all():
+    if not torch.compiler.is_exporting() and not mask[:, 0].all():  # an exported graph has no data-dependent checks
         raise UserError(f"{name}: every sentence needs at least one word, padded on the right")
     return mask
 
@@ -96,6 +96,9 @@ class TextCNN(nn.Module):
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (example_ids(self.vocab_size, batch_size, self.pad_id),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        return ids_to_logits_graphs(self)
 
 
 class RecurrentClassifier(nn.Module):
