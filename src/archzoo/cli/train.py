@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from archzoo.errors import UserError
+    from archzoo.fileio import ensure_writable_dir
     from archzoo.training.config import load_run_config, resolve_config
     from archzoo.training.run_folder import check_new, new_run_dir
     from archzoo.training.trainer import Trainer, format_metrics, override_train
@@ -62,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if run_dir is None:  # a fresh folder of its own, unless nothing will be written
         name = Path(args.preset).stem if args.preset else cfg.model.name
         run_dir = Path("runs") / name if args.dry_run else new_run_dir(Path("runs"), name)
-    elif not args.resume and not args.dry_run:
-        check_new(run_dir, args.overwrite)  # before the data loads: refused in a second, not after a minute
+    elif not args.resume and not args.dry_run:  # before the data loads: refused in a second, not after a minute
+        check_new(run_dir, args.overwrite)
+        ensure_writable_dir(run_dir, "choose another folder with --out")
     trainer = Trainer(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                       resume=bool(args.resume), overwrite=args.overwrite)
     if trainer.dist.is_main:
