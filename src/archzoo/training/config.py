@@ -54,6 +54,7 @@ class TrainConfig:
     accum_steps: int = 1
     precision: str = "fp32"  # fp32 | bf16 (autocast; master weights stay fp32)
     channels_last: bool = False
+    compile: bool = False  # torch.compile the training forward (inductor: a C++ compiler on CPU, Triton on CUDA)
     eval_every_steps: int = 0  # 0: evaluate every ``eval_every_epochs`` epochs
     eval_every_epochs: int = 1
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0: off
