@@ -26,12 +26,28 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    from archzoo.cli import bench, data, evaluate, forecast, info, lab, listing, predict, sample, train, translate
+    from archzoo.cli import (
+        bench,
+        config,
+        data,
+        evaluate,
+        export,
+        forecast,
+        info,
+        lab,
+        listing,
+        predict,
+        runs,
+        sample,
+        train,
+        translate,
+    )
 
     parser = ArgumentParser(prog="archzoo", description="Classic deep-learning architectures, trained on real data.")
     parser.add_argument("--version", action="version", version=f"archzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (train, evaluate, predict, translate, sample, forecast, info, data, bench, lab, listing):
+    for module in (train, evaluate, predict, translate, sample, forecast, export, runs, config, info, data, bench,
+                   lab, listing):
         module.add_parser(sub)
     return parser
 
