@@ -39,6 +39,7 @@ def test_a_run_writes_page_figure_raw_json_and_index(fake_experiment, tmp_path: 
     assert not (tmp_path / NAME / "runs").exists()  # scratch folders are removed once their cells are cached
     index = (tmp_path / "index.md").read_text()
     assert f"[{NAME}]({NAME}.md)" in index and "**supported**" in index and "1 supported, 0 refuted" in index
+    assert "| full, 2 seeds |" in index and "Quick mode" not in text
 
 
 def test_the_verdict_follows_the_data(fake_experiment, tmp_path: Path) -> None:
@@ -58,6 +59,9 @@ def test_finished_cells_are_reused_and_more_seeds_compute_only_new_cells(fake_ex
     # quick mode is another configuration: its cells are computed, the full ones stay
     run_experiment(NAME, tmp_path, quick=True, seeds=1, progress=False)
     assert fake_experiment.calls[6:] == [(1, 0), (2, 0)] and len(list((tmp_path / NAME / "cells").iterdir())) == 8
+    # the page and the index say the verdict is the quick grid's, not the full mode's
+    assert "**Quick mode**" in (tmp_path / f"{NAME}.md").read_text()
+    assert "| quick, 1 seed |" in (tmp_path / "index.md").read_text()
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(fake_experiment, tmp_path: Path) -> None:

@@ -102,6 +102,9 @@ def write_page(out_dir: Path, name: str) -> Path:
     times = timing(results)
     lines = [f"# {exp.title}", "", f"Experiment `{name}` ({manifest.get('mode', 'full')} mode, seeds "
              f"{', '.join(str(s) for s in manifest.get('seeds', []))}). [Index](index.md)", ""]
+    if quick:
+        lines += [f"**Quick mode**: the verdicts below apply the rules to the `--quick` grid (fewer lengths, shorter "
+                  f"runs, fewer seeds); they are not the full-mode verdicts (`archzoo lab run {name}`).", ""]
     for claim, verdict in zip(exp.claims, verdicts, strict=True):
         lines += [f"## Claim: {claim.key}", "", f"> {claim.statement}", ">", f"> — {claim.source}", "",
                   f"**Verdict: {verdict.outcome if verdict else 'incomplete'}.** "
@@ -159,17 +162,25 @@ def write_index(out_dir: Path) -> Path:
         try:
             summary = json.loads((experiment_dir(out_dir, name) / "results.json").read_text())
         except (OSError, ValueError):
-            summary = {"claims": [{"key": c.key, "verdict": None} for c in exp.claims], "timing": {}, "mode": "?"}
+            manifest = read_manifest(out_dir, name)
+            summary = {"claims": [{"key": c.key, "verdict": None} for c in exp.claims], "timing": {},
+                       "mode": manifest.get("mode"), "seeds": manifest.get("seeds")}
+        seeds = summary.get("seeds") or []
+        mode = f"{summary.get('mode')}, {len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if exp.seeded else \
+            f"{summary.get('mode')}, unseeded"
         for claim in summary["claims"]:
             outcome = claim["verdict"]["outcome"] if claim.get("verdict") else "incomplete"
             counts[outcome] += 1
             rows.append([f"[{name}]({name}.md)", claim["key"], f"**{outcome}**",
-                         _duration(summary["timing"].get("compute_seconds", 0)), str(summary.get("mode"))])
+                         _duration(summary["timing"].get("compute_seconds", 0)), mode])
     lines = ["# archzoo claims lab", "",
              "Each claim the articles make about sequence models, measured: an experiment per page with the claim "
              "quoted, the rule that decides it (fixed in code before the run), tables of mean ± std over seeds, "
              "figures and the raw JSON. Rebuild these pages with `archzoo lab report DIR`; recompute with "
              "`archzoo lab all`.", "",
+             "The mode column says how each page was computed: *full* is the experiment's whole grid (`archzoo lab "
+             "run NAME`); *quick* (`--quick`) is the smaller grid of fewer lengths, shorter runs and usually one seed, "
+             "and its verdict is the rule applied to that smaller grid only, never the full-mode verdict.", "",
              f"Claims: {counts['supported']} supported, {counts['refuted']} refuted, {counts['depends']} depends"
              + (f", {counts['incomplete']} incomplete" if counts["incomplete"] else "") + ".", "",
              _markdown_table(["experiment", "claim", "verdict", "compute time", "mode"], rows), ""]
