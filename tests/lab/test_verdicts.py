@@ -68,3 +68,38 @@ def test_parameters_rule_refutes_growing_rnn_parameters_only_when_counts_are_con
     assert (rnn.outcome, positions.outcome, complexity.outcome) == ("refuted", "supported", "supported")
     rows[1][2]["params"]["rnn"] = 101  # a count that grew with length
     assert exp.decide(records(rows))[0].outcome == "depends"
+
+
+def long_range_records(scores: dict[str, float], seeds: int = 3, lengths: tuple[int, ...] = (10, 30, 300, 1000),
+                       at_longest: dict[str, float] | None = None) -> list[CellResult]:
+    """Every (task, T, model, seed) cell with the score ``scores[model]`` (0 = baseline, 1 = perfect), or
+    ``at_longest[model]`` at the longest length, written back as the task's raw test figure."""
+    rows = []
+    for seed in range(seeds):
+        for task in ("adding", "recall"):
+            for t in lengths:
+                for model, s in scores.items():
+                    s = at_longest.get(model, s) if at_longest and t == lengths[-1] else s
+                    test = {"mse": (1 - s) / 6} if task == "adding" else {"accuracy": 1 / 8 + s * 7 / 8}
+                    rows.append(({"task": task, "length": t, "model": model}, seed, {"test": test}))
+    return records(rows)
+
+
+MODELS_LR = ("RNN", "LSTM", "GRU", "Transformer", "CNN (TCN)")
+
+
+@pytest.mark.parametrize(("scores", "at_longest", "outcomes"), [
+    # gated RNNs far ahead everywhere and solving T=1000: gates win, no struggle, short paths lose
+    ({"RNN": 0.1, "LSTM": 1.0, "GRU": 1.0, "Transformer": 0.5, "CNN (TCN)": 0.5}, None,
+     ("supported", "refuted", "refuted")),
+    # all equal and nobody solves the longest length
+    (dict.fromkeys(MODELS_LR, 0.3), None, ("refuted", "depends", "depends")),
+    # the short-path models solve everything, the gated RNNs fail at T=1000 only
+    ({"RNN": 0.0, "LSTM": 0.9, "GRU": 0.9, "Transformer": 1.0, "CNN (TCN)": 1.0}, {"LSTM": 0.1, "GRU": 0.1},
+     ("supported", "supported", "supported")),
+])
+def test_long_range_rules(scores: dict, at_longest: dict | None, outcomes: tuple) -> None:
+    gates, struggle, paths = EXPERIMENTS.get("long-range").decide(long_range_records(scores, at_longest=at_longest))
+    assert (gates.outcome, struggle.outcome, paths.outcome) == outcomes
+    assert struggle.numbers["solved_at_T1000"]["LSTM adding"] == ("3/3" if scores["LSTM"] == 1.0 and not at_longest
+                                                                 else "0/3")
