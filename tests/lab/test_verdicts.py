@@ -103,3 +103,31 @@ def test_long_range_rules(scores: dict, at_longest: dict | None, outcomes: tuple
     assert (gates.outcome, struggle.outcome, paths.outcome) == outcomes
     assert struggle.numbers["solved_at_T1000"]["LSTM adding"] == ("3/3" if scores["LSTM"] == 1.0 and not at_longest
                                                                  else "0/3")
+
+
+def parallelism_records(transformer_ms: list[float], recurrent_ms: list[float], gpt_ms: list[float],
+                        lstm_ms: list[float], lengths: tuple[int, ...] = (32, 64, 256, 1024)) -> list[CellResult]:
+    """Timing cells: the recurrent models and the TCN share ``recurrent_ms``; generation latency per context."""
+    rows = []
+    for i, t in enumerate(lengths):
+        train = {k: {"median": recurrent_ms[i] / 1000} for k in ("RNN", "LSTM", "GRU", "CNN (TCN)")}
+        train["Transformer"] = {"median": transformer_ms[i] / 1000}
+        tokens = {"GPT (KV cache)": {"median": gpt_ms[i] / 1000}, "LSTM (recurrent state)": {"median": lstm_ms[i] / 1000}}
+        rows.append(({"length": t}, 0, {"train_seconds": train, "token_seconds": tokens}))
+    return records(rows)
+
+
+def test_parallelism_rules_and_the_crossover_length() -> None:
+    from archzoo.lab.speed import crossover
+
+    exp = EXPERIMENTS.get("parallelism")
+    # attention faster while short, quadratic later: crosses the recurrent time between 256 and 1024
+    fast_then_slow = parallelism_records([1, 2, 8, 128], [10, 20, 40, 80], [1, 1.5, 3, 9], [1, 1, 1, 1])
+    parallel, below_d, kv = exp.decide(fast_then_slow)
+    assert (parallel.outcome, below_d.outcome, kv.outcome) == ("depends", "supported", "supported")
+    assert below_d.numbers["crossover_with_lstm"] == crossover([32, 64, 256, 1024], [1, 2, 8, 128], [10, 20, 40, 80])
+    assert 256 < below_d.numbers["crossover_with_lstm"] < 1024
+    # attention slower everywhere, generation latency flat for both
+    slow = parallelism_records([20, 40, 80, 160], [10, 20, 40, 80], [1, 1, 1, 1], [1, 1, 1, 1])
+    assert [v.outcome for v in exp.decide(slow)] == ["refuted", "refuted", "refuted"]
+    assert crossover([32, 64], [20, 40], [10, 20]) == 32 and crossover([32, 64], [1, 2], [10, 20]) is None
