@@ -131,3 +131,30 @@ def test_parallelism_rules_and_the_crossover_length() -> None:
     slow = parallelism_records([20, 40, 80, 160], [10, 20, 40, 80], [1, 1, 1, 1], [1, 1, 1, 1])
     assert [v.outcome for v in exp.decide(slow)] == ["refuted", "refuted", "refuted"]
     assert crossover([32, 64], [20, 40], [10, 20]) == 32 and crossover([32, 64], [1, 2], [10, 20]) is None
+
+
+def gru_vs_lstm_records(step_ms: dict[str, float], final: dict[str, float]) -> list[CellResult]:
+    """A timing cell and three seeds per model whose validation loss falls linearly to ``final`` at step 100."""
+    from archzoo.lab.charlm import GVL_MODELS
+
+    rows = [({"kind": "timing"}, 0, {"step_seconds": {m: {"median": step_ms[m] / 1000} for m in GVL_MODELS},
+                                     "params": {m: 1000 for m in GVL_MODELS}})]
+    for seed in range(3):
+        for m in GVL_MODELS:
+            curve = [(s, 4.0 - (4.0 - final[m]) * s / 100) for s in (0, 50, 100)]
+            rows.append(({"kind": "train", "model": m}, seed, {"final_val_loss": final[m], "curve": curve}))
+    return records(rows)
+
+
+@pytest.mark.parametrize(("step_ms", "final", "outcomes"), [
+    ((10, 8, 9), (2.00, 2.05, 2.01), ("supported", "supported")),  # cheaper step, same loss
+    ((10, 12, 13), (2.00, 2.05, 2.20), ("refuted", "refuted")),  # slower step, much worse loss
+    ((10, 9.5, 10), (2.00, 2.02, 2.06), ("depends", "depends")),
+])
+def test_gru_vs_lstm_rules(step_ms: tuple, final: tuple, outcomes: tuple) -> None:
+    from archzoo.lab.charlm import GVL_MODELS
+
+    comparable, cheaper = EXPERIMENTS.get("gru-vs-lstm").decide(
+        gru_vs_lstm_records(dict(zip(GVL_MODELS, step_ms, strict=True)), dict(zip(GVL_MODELS, final, strict=True))))
+    assert (comparable.outcome, cheaper.outcome) == outcomes
+    assert cheaper.numbers["gru_over_lstm_step_time"] == round(step_ms[1] / step_ms[0], 3)
