@@ -158,3 +158,50 @@ def test_gru_vs_lstm_rules(step_ms: tuple, final: tuple, outcomes: tuple) -> Non
         gru_vs_lstm_records(dict(zip(GVL_MODELS, step_ms, strict=True)), dict(zip(GVL_MODELS, final, strict=True))))
     assert (comparable.outcome, cheaper.outcome) == outcomes
     assert cheaper.numbers["gru_over_lstm_step_time"] == round(step_ms[1] / step_ms[0], 3)
+
+
+@pytest.mark.parametrize(("bi_gain", "lm_by_depth", "outcomes"), [
+    (0.02, {1: 1.60, 2: 1.50, 3: 1.52}, ("supported", "supported")),  # +2 points, deeper LM 0.1 nats better
+    (-0.01, {1: 1.50, 2: 1.55, 3: 1.56}, ("refuted", "depends")),  # deeper MR gains (bi 3 layers) but LM loses
+    (0.0, {1: 1.50, 2: 1.60, 3: 1.70}, ("depends", "refuted")),
+])
+def test_bidirectional_and_depth_rules(bi_gain: float, lm_by_depth: dict, outcomes: tuple) -> None:
+    rows = []
+    for seed in range(3):
+        for layers in (1, 2, 3):
+            uni = 0.75 + (0.01 * (layers - 1) if outcomes[1] != "refuted" else -0.01 * (layers - 1))
+            for bi in (False, True):
+                rows.append(({"task": "mr", "layers": layers, "bidirectional": bi}, seed,
+                             {"test_accuracy": uni + (bi_gain if bi else 0.0)}))
+            rows.append(({"task": "lm", "layers": layers}, seed, {"val_loss": lm_by_depth[layers]}))
+    bi, depth = EXPERIMENTS.get("bidirectional-and-depth").decide(records(rows))
+    assert (bi.outcome, depth.outcome) == outcomes
+
+
+def exposure_records(tf_acc: list[float], free_acc: list[float], bleu: tuple[float, float],
+                     step_seconds: tuple[float, float]) -> list[CellResult]:
+    from archzoo.lab.exposure import TRAININGS
+
+    tf_label, ss_label = list(TRAININGS)
+    rows = []
+    for seed in range(3):
+        for label, b, s in ((tf_label, bleu[0], step_seconds[0]), (ss_label, bleu[1], step_seconds[1])):
+            rows.append(({"training": label}, seed, {"bleu": b + 0.1 * seed, "seconds_per_step": s,
+                                                     "positions": {"teacher_forced": tf_acc, "free_running": free_acc}}))
+    return records(rows)
+
+
+@pytest.mark.parametrize(("late_gap", "bleu", "step_seconds", "outcomes"), [
+    (0.3, (20.0, 21.0), (0.10, 0.15), ("supported", "supported", "supported")),
+    (0.0, (21.0, 20.0), (0.10, 0.10), ("refuted", "refuted", "refuted")),
+    (0.05, (20.0, 20.2), (0.10, 0.11), ("depends", "depends", "depends")),
+])
+def test_exposure_bias_rules(late_gap: float, bleu: tuple, step_seconds: tuple, outcomes: tuple) -> None:
+    from archzoo.lab.exposure import POSITIONS
+
+    tf_acc = [0.6] * POSITIONS
+    free_acc = [0.6 if t < 10 else 0.6 - late_gap for t in range(POSITIONS)]
+    accumulate, sampling, fast = EXPERIMENTS.get("exposure-bias").decide(
+        exposure_records(tf_acc, free_acc, bleu, step_seconds))
+    assert (accumulate.outcome, sampling.outcome, fast.outcome) == outcomes
+    assert sampling.numbers["ss_minus_tf_per_seed"] == [round(bleu[1] - bleu[0], 2)] * 3
