@@ -205,3 +205,41 @@ def test_exposure_bias_rules(late_gap: float, bleu: tuple, step_seconds: tuple, 
         exposure_records(tf_acc, free_acc, bleu, step_seconds))
     assert (accumulate.outcome, sampling.outcome, fast.outcome) == outcomes
     assert sampling.numbers["ss_minus_tf_per_seed"] == [round(bleu[1] - bleu[0], 2)] * 3
+
+
+def gradient_records(decay: dict[str, float]) -> list[CellResult]:
+    """‖∂L/∂h_t‖ falling geometrically by ``decay[model]`` per step back from the loss, 150 steps."""
+    rows = []
+    for seed in range(3):
+        for dataset in ("tinyshakespeare", "adding"):
+            for model, rate in decay.items():
+                h = [rate ** (149 - t) for t in range(150)]
+                rows.append(({"dataset": dataset, "model": model}, seed, {"init": {"h": h}, "trained": {"h": h}}))
+    return records(rows)
+
+
+@pytest.mark.parametrize(("decay", "outcomes"), [
+    ({"RNN (tanh)": 0.9, "RNN (tanh, orthogonal W_hh)": 0.95, "LSTM": 0.99, "GRU": 0.995}, ("supported", "supported")),
+    ({"RNN (tanh)": 0.999, "RNN (tanh, orthogonal W_hh)": 0.999, "LSTM": 0.999, "GRU": 0.999}, ("refuted", "refuted")),
+])
+def test_vanishing_gradient_rules_read_the_ratio_100_steps_back(decay: dict, outcomes: tuple) -> None:
+    vanish, gates = EXPERIMENTS.get("vanishing-gradients").decide(gradient_records(decay))
+    assert (vanish.outcome, gates.outcome) == outcomes
+    assert vanish.numbers["rnn_ratio_k100 adding init"] == pytest.approx(decay["RNN (tanh)"] ** 100, rel=1e-2)
+
+
+def test_time_to_quality_rule_compares_losses_on_the_time_axis() -> None:
+    from archzoo.lab.charlm import TTQ_MODELS
+
+    def run(step_ms: dict[str, float], final: dict[str, float]) -> str:
+        rows = [({"kind": "timing"}, 0, {"step_seconds": {m: {"median": step_ms[m] / 1000} for m in TTQ_MODELS}})]
+        for seed in range(3):
+            for m in TTQ_MODELS:
+                rows.append(({"kind": "train", "model": m}, seed,
+                             {"curve": [(s, 4.0 - (4.0 - final[m]) * s / 100) for s in (0, 50, 100)]}))
+        return EXPERIMENTS.get("transformer-vs-rnn-time-to-quality").decide(records(rows))[0].outcome
+
+    lstm, gru, gpt = TTQ_MODELS
+    assert run({lstm: 10, gru: 10, gpt: 10}, {lstm: 2.0, gru: 2.0, gpt: 1.8}) == "supported"
+    # the GPT reaches a lower loss per step but its steps are 3x slower: behind at equal time
+    assert run({lstm: 10, gru: 10, gpt: 30}, {lstm: 2.0, gru: 2.0, gpt: 1.8}) == "refuted"
