@@ -75,7 +75,7 @@ def timing(results: list[CellResult]) -> dict[str, Any]:
     starts = sorted(r.meta["started"] for r in results if "started" in r.meta)
     ends = sorted(r.meta["finished"] for r in results if "finished" in r.meta)
     return {"compute_seconds": round(sum(r.wall_seconds for r in results), 1), "cells": len(results),
-            "load_1min": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)} if loads else {},
+            "load_1min": {"min": min(loads), "median": round(statistics.median(loads), 2), "max": max(loads)} if loads else {},
             "first_started": starts[0] if starts else None, "last_finished": ends[-1] if ends else None,
             "machine": results[0].meta.get("machine", {}) if results else {},
             "torch": results[0].meta.get("torch", "") if results else ""}
