@@ -56,6 +56,9 @@ def test_finished_cells_are_reused_and_more_seeds_compute_only_new_cells(fake_ex
     run_experiment(NAME, tmp_path, seeds=3, progress=False)
     assert fake_experiment.calls[4:] == [(1, 2), (2, 2)]  # only seed 2
     assert results(tmp_path)["seeds"] == [0, 1, 2] and len(results(tmp_path)["cells"]) == 6
+    assert "seeds**" not in (tmp_path / f"{NAME}.md").read_text()
+    run_experiment(NAME, tmp_path, seeds=1, progress=False)  # fewer seeds than the default: the page says so
+    assert len(fake_experiment.calls) == 6 and "**1 of the experiment's 2 seeds**" in (tmp_path / f"{NAME}.md").read_text()
     # quick mode is another configuration: its cells are computed, the full ones stay
     run_experiment(NAME, tmp_path, quick=True, seeds=1, progress=False)
     assert fake_experiment.calls[6:] == [(1, 0), (2, 0)] and len(list((tmp_path / NAME / "cells").iterdir())) == 8

@@ -102,6 +102,11 @@ def write_page(out_dir: Path, name: str) -> Path:
     times = timing(results)
     lines = [f"# {exp.title}", "", f"Experiment `{name}` ({manifest.get('mode', 'full')} mode, seeds "
              f"{', '.join(str(s) for s in manifest.get('seeds', []))}). [Index](index.md)", ""]
+    seeds = manifest.get("seeds", [])
+    if not quick and exp.seeded and len(seeds) < exp.default_seeds:
+        lines += [f"**{len(seeds)} of the experiment's {exp.default_seeds} seeds**: the full grid, computed with "
+                  f"`--seeds {len(seeds)}`; a rule that reads every seed or most seeds reads only these, so run-to-run "
+                  f"variance is not measured here.", ""]
     if quick:
         lines += [f"**Quick mode**: the verdicts below apply the rules to the `--quick` grid (fewer lengths, shorter "
                   f"runs, fewer seeds); they are not the full-mode verdicts (`archzoo lab run {name}`).", ""]
