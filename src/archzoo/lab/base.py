@@ -124,7 +124,7 @@ class Experiment:
     default_seeds: ClassVar[int] = 3
     quick_seeds: ClassVar[int] = 3  # seeds of --quick when --seeds is not given (1 where 3 would not fit in minutes)
     version: ClassVar[int] = 1  # bumped when run_cell computes something else: old cells are not reused
-    full_minutes: ClassVar[str] = ""  # measured wall time of the full mode, stated on the page and in `lab list`
+    full_minutes: ClassVar[str] = ""  # wall time of the full mode, measured or marked estimated; page and `lab list`
 
     def setup(self, quick: bool) -> str:
         """The setup in Markdown: data, models and sizes, training, what is measured."""

@@ -127,7 +127,7 @@ def write_page(out_dir: Path, name: str) -> Path:
     machine = times["machine"]
     lines += ["## Wall time and machine", "",
               f"- compute time of the {times['cells']} cells: {_duration(times['compute_seconds'])} "
-              f"({manifest.get('mode', 'full')} mode)" + (f"; full mode measured: {exp.full_minutes}"
+              f"({manifest.get('mode', 'full')} mode)" + (f"; full mode: {exp.full_minutes}"
                                                           if exp.full_minutes else ""),
               f"- machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, torch "
               f"{times['torch']} on {machine.get('torch_threads', '?')} thread(s)"]
