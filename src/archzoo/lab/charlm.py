@@ -216,10 +216,10 @@ class GRUvsLSTM(TimedCharLMs):
                                  f"GRU's validation loss is within {abs(gap):.3f} nats/char of the LSTM's.")
         elif abs(gap) > 0.1:
             comparable = Verdict("gru-comparable-to-lstm", "refuted", numbers, f"the GRU's loss differs from the LSTM's "
-                                 f"by {gap:+.3f} nats/char.")
+                                 f"by {gap:+.3f} nats/char (GRU minus LSTM).")
         else:
             comparable = Verdict("gru-comparable-to-lstm", "depends", numbers, f"the GRU's loss differs by {gap:+.3f} "
-                                 "nats/char: more than 0.03, less than 0.1.")
+                                 "nats/char (GRU minus LSTM): more than 0.03, less than 0.1.")
         step_ratio = sec[GRU_SAME] / sec[LSTM]
         common = self.common_time(sec, runs)
         at_time = self.losses_at(sec, runs, common)
