@@ -65,8 +65,8 @@ class LongRange(Experiment):
     name = "long-range"
     title = "How far back can each architecture remember? Adding problem and delayed recall up to T = 1,000"
     quick_seeds = 1
-    full_minutes = ("45 min measured for seed 0 alone on one thread of this project's shared 2-core machine (load "
-                    "5-11); about 2 hours for the default three seeds")
+    full_minutes = ("59 min measured for seeds 0 and 1 on one thread of this project's shared 2-core machine (load "
+                    "5-11; seed 1 alone 14 min once it was quieter); about 1-1.5 hours for the default three seeds")
     claims = (
         Claim("gates-beat-tanh",
               "Our experiments revealed that these advanced recurrent units are indeed better than more traditional "
