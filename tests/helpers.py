@@ -12,6 +12,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Every registered model, by family. Each family's contract tests take their list from here, and the
 # registry tests check that the union is exactly what is registered, so no new model slips past them.
 MODEL_FAMILIES: dict[str, list[str]] = {
+    "associative_memory": ["hopfield", "modern_hopfield"],
     "forecaster": ["gru_forecaster", "linear", "lstm_forecaster", "naive_last", "rnn_forecaster", "seasonal_naive",
                    "transformer_forecaster"],
     "gan": ["cgan", "dcgan", "gan_mlp"],
@@ -19,6 +20,7 @@ MODEL_FAMILIES: dict[str, list[str]] = {
                          "resnet20", "resnet56", "simple_cnn", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn"],
     "recurrent_lm": ["gru_lm", "lstm_lm", "rnn_lm"],
     "sentence_classifier": ["bert_classifier", "bigru_classifier", "bilstm_classifier", "nbsvm", "textcnn"],
+    "speech": ["ctc_bilstm", "ctc_lstm", "speech_bilstm", "speech_cnn", "speech_crnn", "speech_lstm", "speech_transformer"],
     "transformer_lm": ["gpt"],
     "translator": ["seq2seq_attention", "seq2seq_gru_context", "seq2seq_lstm", "transformer_seq2seq"],
 }
@@ -39,6 +41,8 @@ def model_params(names: list[str]) -> list:
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n for n in names]
 
 needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist not staged")
+needs_spoken_digits = pytest.mark.skipif(not (SHARED_DATA / "spoken-digits").is_dir(),
+                                         reason="../shared/data/spoken-digits not staged")
 needs_mr = pytest.mark.skipif(not (SHARED_DATA / "rt-polarity").is_dir(), reason="../shared/data/rt-polarity not staged")
 
 

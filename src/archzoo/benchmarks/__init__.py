@@ -121,8 +121,10 @@ from archzoo.benchmarks import (  # noqa: E402,F401  (register the benchmarks)
     forecast,
     gan,
     gpt,
+    hopfield,
     lm,
     mnist,
     sentence,
+    speech,
     translation,
 )

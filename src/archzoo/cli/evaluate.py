@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     lines = task.summary_lines(result)
     print("\n".join([f"{cfg.model.name} on {lines[0]}", *lines[1:]]))
     written = [out / name for name in ("eval.json", "confusion.png", "misclassified.png", "samples.png", "forecast.png",
-                                               "bleu_by_length.png")
+                                               "bleu_by_length.png", "ctc_posteriors.png", "recall.png", "recall_curve.png")
                if (out / name).exists()]
     print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -25,12 +25,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    from archzoo.cli import bench, data, evaluate, forecast, info, listing, predict, sample, train, translate
+    from archzoo.cli import bench, data, evaluate, forecast, info, listing, predict, sample, train, transcribe, translate
 
     parser = ArgumentParser(prog="archzoo", description="Classic deep-learning architectures, trained on real data.")
     parser.add_argument("--version", action="version", version=f"archzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (train, evaluate, predict, translate, sample, forecast, info, data, bench, listing):
+    for module in (train, evaluate, predict, translate, transcribe, sample, forecast, info, data, bench, listing):
         module.add_parser(sub)
     return parser
 

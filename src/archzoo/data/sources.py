@@ -110,10 +110,16 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None, names: list[st
     if missing:
         looked = ", ".join(str(d / spec.folder) for d in search_dirs(data_dir))
         raise UserError(
-            f"dataset {spec.name!r} is missing {', '.join(missing)}; looked in {looked}; "
+            f"dataset {spec.name!r} is missing {_some(missing)}; looked in {looked}; "
             f"run `archzoo data fetch {spec.name}` (needs internet) or `archzoo data import {spec.name} FILE...`"
         )
     return found
+
+
+def _some(names: list[str], shown: int = 6) -> str:
+    """``names`` joined, cut after ``shown`` with the count left (a dataset may have thousands of files)."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 _verified: dict[tuple[object, ...], bool] = {}

@@ -58,10 +58,12 @@ from archzoo.models import (  # noqa: E402,F401
     gan,
     googlenet,
     gpt,
+    hopfield,
     mlp,
     resnet,
     rnn_lm,
     sentence,
     seq2seq,
+    speech,
     vgg,
 )
