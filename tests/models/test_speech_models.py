@@ -49,9 +49,9 @@ def test_shapes_lengths_and_finite(name: str) -> None:
         out = model(x, lengths)
     if name.startswith("ctc"):
         logits, out_lengths = out
-        # frames stacked in pairs: ceil(L / 2)
-        assert logits.shape == (3, 12, 5) and out_lengths.tolist() == [12, 9, 5]
-        assert (logits[2, 5:] == 0).all()  # past its length a frame scores nothing
+        # frames stacked in threes: ceil(L / 3)
+        assert logits.shape == (3, 8, 5) and out_lengths.tolist() == [8, 6, 4]
+        assert (logits[2, 4:] == 0).all()  # past its length a frame scores nothing
     else:
         assert out.shape == (3, 5)
     assert torch.isfinite(logits_of(out)).all()

@@ -270,7 +270,7 @@ def import_files(spec: DatasetSpec, sources: list[str | Path], data_dir: str | P
         fspec = by_digest.get(sha) or by_digest.get(md5)
         if fspec is None:
             raise UserError(f"{src} is none of the files of dataset {spec.name!r} (checksum matches none); "
-                            f"expected one of: {', '.join(f.name for f in spec.files)}")
+                            f"expected one of: {_some([f.name for f in spec.files])}")
         matched.append((src, fspec))
     dest = ensure_writable_dir(write_dir(data_dir) / spec.folder, "choose another folder with --data-dir")
     written = []

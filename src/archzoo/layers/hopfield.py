@@ -78,7 +78,7 @@ def asynchronous_sweep(weights: Tensor, states: Tensor, order: Tensor, bias: Ten
     """
     s = states.clone()
     for i in order.tolist():
-        field = s @ weights[:, i]
+        field = (s @ weights[:, i:i + 1])[:, 0]  # a (B, N) x (N, 1) matmul, which FLOP counters see
         if bias is not None:
             field = field + bias[i]
         s[:, i] = _threshold(field, s[:, i])

@@ -319,14 +319,14 @@ def _ctc(name: str, in_features: int, num_classes: int, hidden_size: int, num_la
 
 
 @register_model("ctc_bilstm")
-def ctc_bilstm(in_features: int = 40, num_classes: int = 11, hidden_size: int = 160, num_layers: int = 3,
-               dropout: float = 0.2, subsample: int = 2) -> CTCRecognizer:
-    """BiLSTM-CTC (Graves et al. 2006): stacked bidirectional LSTM over frames stacked in pairs, per-frame scores."""
+def ctc_bilstm(in_features: int = 40, num_classes: int = 11, hidden_size: int = 128, num_layers: int = 3,
+               dropout: float = 0.2, subsample: int = 3) -> CTCRecognizer:
+    """BiLSTM-CTC (Graves et al. 2006): stacked bidirectional LSTM over frames stacked in threes, per-frame scores."""
     return _ctc("ctc_bilstm", in_features, num_classes, hidden_size, num_layers, True, dropout, subsample)
 
 
 @register_model("ctc_lstm")
-def ctc_lstm(in_features: int = 40, num_classes: int = 11, hidden_size: int = 160, num_layers: int = 3,
-             dropout: float = 0.2, subsample: int = 2) -> CTCRecognizer:
+def ctc_lstm(in_features: int = 40, num_classes: int = 11, hidden_size: int = 128, num_layers: int = 3,
+             dropout: float = 0.2, subsample: int = 3) -> CTCRecognizer:
     """Unidirectional LSTM-CTC: ctc_bilstm's baseline, each frame's score sees only the past."""
     return _ctc("ctc_lstm", in_features, num_classes, hidden_size, num_layers, False, dropout, subsample)

@@ -136,10 +136,12 @@ class SpeechTask(Task):
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))
         frontend = self.frontend.to(self.device)
         parts: list[tuple[Tensor, Tensor]] = []
-        for start in range(0, len(order), chunk):
-            batch, lengths = pad_waveforms([waveforms[i] for i in order[start:start + chunk]])
-            feats, frames = frontend(batch.to(self.device), lengths.to(self.device))
-            parts.append((normalize_utterances(feats, frames), frames))
+        # float32 even when called under the trainer's bf16 autocast (a split read for its first evaluation)
+        with torch.autocast(self.device.type, enabled=False):
+            for start in range(0, len(order), chunk):
+                batch, lengths = pad_waveforms([waveforms[i] for i in order[start:start + chunk]])
+                feats, frames = frontend(batch.to(self.device), lengths.to(self.device))
+                parts.append((normalize_utterances(feats, frames), frames))
         steps = max(int(f.max()) for _, f in parts)
         out = torch.zeros(len(waveforms), steps, frontend.num_features, device=self.device)
         frames_out = torch.zeros(len(waveforms), dtype=torch.long, device=self.device)
