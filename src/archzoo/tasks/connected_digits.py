@@ -17,6 +17,7 @@ digits, over the whole set) and sentence accuracy (every digit right).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,16 @@ class ConnectedDigits(SpeechTask):
     def decode(self, model: nn.Module, split: str, batch_size: int, beam_size: int = 1
                ) -> tuple[list[list[int]], float]:
         """Digit strings of every utterance of ``split`` (greedy, or prefix beam search with beam_size > 1)
-        and the mean CTC loss."""
+        and the mean CTC loss per digit (the training loss's normalisation)."""
         model.eval()
         feats, frames, targets = self.split(split)
         hypotheses, losses = [], []
         for i in range(0, len(frames), batch_size):
             log_probs, out_lengths = self.log_probs(model, feats[i:i + batch_size], frames[i:i + batch_size])
             target_lengths = (targets[i:i + batch_size] != BLANK).sum(1)
-            losses.append(F.ctc_loss(log_probs.transpose(0, 1), targets[i:i + batch_size], out_lengths, target_lengths,
-                                     blank=BLANK, reduction="sum").item())
+            nll = F.ctc_loss(log_probs.transpose(0, 1), targets[i:i + batch_size], out_lengths, target_lengths,
+                             blank=BLANK, reduction="none")
+            losses.append((nll / target_lengths).sum().item())  # per digit, as the training loss
             if beam_size == 1:
                 hypotheses += greedy_decode(log_probs, out_lengths, BLANK)
             else:
@@ -231,6 +233,6 @@ class ConnectedDigits(SpeechTask):
         results = []
         for path, lp, n in zip(paths, log_probs, out_lengths, strict=True):
             beams = prefix_beam_search(lp[:n], max(self.cfg.beam_size, top), BLANK)[:top]
-            spelled = [("".join(str(c - 1) for c in labels), float(torch.tensor(score).exp())) for labels, score in beams]
+            spelled = [("".join(str(c - 1) for c in labels), math.exp(score)) for labels, score in beams]
             results.append({"file": str(path), "text": spelled[0][0], "alternatives": spelled})
         return results, notices
