@@ -208,13 +208,13 @@ def plot_ctc_posteriors(features: torch.Tensor, posteriors: torch.Tensor, labels
     top.set_ylabel("feature band")
     top.set_title(title, fontsize=10)
     time = (np.arange(len(posteriors)) + 0.5) / len(posteriors)
-    colours = plt.get_cmap("tab10")
+    colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + ["black"]  # no grey: the blank's
     for v, label in enumerate(labels):
         series = posteriors[:, v].float().numpy()
         if v == 0:
             bottom.plot(time, series, color="0.6", ls="--", lw=1, label=label)
         elif series.max() > 0.05:  # classes that never show up stay out of the legend
-            bottom.plot(time, series, color=colours((v - 1) % 10), lw=1.4, label=label)
+            bottom.plot(time, series, color=colours[(v - 1) % len(colours)], lw=1.4, label=label)
     bottom.set_ylim(0, 1.02)
     bottom.set_xlabel("time (fraction of the utterance)")
     bottom.set_ylabel("posterior")
