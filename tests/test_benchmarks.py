@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from archzoo.benchmarks import BENCHMARKS, alternate, run_benchmark
+from archzoo.benchmarks import BENCHMARKS, run_benchmark
+from archzoo.benchmarks.base import alternate
 from archzoo.benchmarks.gpt import gpt_generation, gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
 from archzoo.benchmarks.mnist import throughput

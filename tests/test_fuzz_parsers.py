@@ -1,6 +1,8 @@
 """Property-based fuzzing of every parser of user-supplied bytes or text: only UserError may escape.
 
-Parsers: IDX (data/idx.py), checkpoint weights and training state (training/checkpoint.py), run
+Parsers: IDX (data/idx.py), CIFAR-10 archives (data/cifar.py), series CSVs (data/timeseries.py), text
+corpora, sentence files and gzip parallel text, checkpoint weights and training state (training/checkpoint.py),
+run folders' config.json, status.json and metrics.jsonl, run
 configs, overrides and presets (config.py, training/config.py), user images (data/images.py).
 Any other exception type is a bug: the CLI would print "internal error" instead of a one-line fix.
 """
@@ -269,3 +271,93 @@ def test_load_user_image_only_raises_user_error(tmp_path: Path, png: bytes, data
     out = only_user_errors(load_user_image, path, 1, 28)
     if out is not None:
         assert out.shape == (1, 28, 28) and 0 <= out.min() and out.max() <= 1
+
+
+# ---------------------------------------------------------------- the other file readers
+
+
+def cifar_archive(members: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+RECORD = 1 + 3 * 32 * 32  # CIFAR-10 binary: one label byte, then the 3,072 pixels
+
+
+@FUZZ
+@given(data=st.data())
+def test_read_cifar_archive_only_raises_user_error(tmp_path: Path, data: st.DataObject) -> None:
+    from archzoo.data.cifar import read_cifar_archive
+
+    member = data.draw(st.sampled_from(["cifar-10-batches-bin/test_batch.bin", "cifar-10-batches-bin/data_batch_1.bin",
+                                        "other.bin"]))
+    payload = data.draw(st.one_of(st.binary(max_size=2 * RECORD + 7),
+                                  st.integers(0, 3).map(lambda n: bytes([11]) * RECORD * n)))  # label 11: out of range
+    raw = data.draw(st.one_of(st.just(cifar_archive({member: payload})), st.binary(max_size=512)))
+    cut = data.draw(st.integers(0, len(raw)))
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    path.write_bytes(raw[:cut] if data.draw(st.booleans()) else raw)
+    for split in ("train", "test"):
+        only_user_errors(read_cifar_archive, path, split)
+
+
+series_rows = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["2020-01-01", "2020-01-02", "2020-01-04", "1960-02", "x", "", "2020-13-40 25:00:00"]),
+              st.one_of(st.floats(allow_nan=True), st.text(max_size=5)))
+    .map(lambda r: f"{r[0]},{r[1]}"),
+    st.text(max_size=30)), max_size=12)
+
+
+@FUZZ
+@given(rows=series_rows, header=st.sampled_from(["date,v", "v", "date,v,w", ""]), fill=st.sampled_from(
+    ["none", "interpolate", "previous"]), raw=st.none() | st.binary(max_size=200))
+def test_read_series_csv_only_raises_user_error(tmp_path: Path, rows: list[str], header: str, fill: str,
+                                                raw: bytes | None) -> None:
+    from archzoo.data.timeseries import read_series_csv
+
+    path = tmp_path / "series.csv"
+    path.write_bytes(raw if raw is not None else "\n".join([header, *rows]).encode("utf-8", "surrogatepass"))
+    only_user_errors(read_series_csv, path, (), fill)
+    only_user_errors(read_series_csv, path, ("v",), fill)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=300))
+def test_text_and_sentence_and_parallel_readers_only_raise_user_error(tmp_path: Path, raw: bytes) -> None:
+    from archzoo.data.sentences import read_lines
+    from archzoo.data.text import read_corpus
+    from archzoo.data.translation import _read_gzip_lines
+
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(raw)
+    only_user_errors(read_corpus, path)
+    only_user_errors(read_lines, path)
+    for body in (raw, gzip.compress(raw)[: max(1, len(raw))], gzip.compress(raw)):
+        (tmp_path / "side.gz").write_bytes(body)
+        only_user_errors(_read_gzip_lines, tmp_path / "side.gz")
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=300), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12).map(lambda v: json.dumps(v).encode())))
+def test_run_folder_json_files_only_raise_user_error(tmp_path: Path, raw: bytes) -> None:
+    """config.json (a run to resume or evaluate), status.json and metrics.jsonl of a run folder."""
+    from archzoo.training.config import load_run_config
+    from archzoo.training.logger import MetricsLogger
+    from archzoo.training.run_folder import read_status
+
+    for name in ("config.json", "status.json", "metrics.jsonl"):
+        (tmp_path / name).write_bytes(raw)
+    only_user_errors(load_run_config, tmp_path)
+    assert read_status(tmp_path) is None or isinstance(read_status(tmp_path), dict)  # never raises
+    only_user_errors(MetricsLogger._read, tmp_path / "metrics.jsonl")

@@ -12,8 +12,9 @@ from archzoo.cli.main import main
 from archzoo.data import DATASETS
 from archzoo.models import list_models
 from archzoo.tasks import TASKS
+from archzoo.training import checkpoint
 from archzoo.training.config import list_presets
-from helpers import REGISTERED_MODELS, small_run_overrides
+from helpers import REGISTERED_MODELS, SHARED_DATA, small_run_overrides
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -41,9 +42,10 @@ def test_train_quickstart_short_run(capsys: pytest.CaptureFixture[str], tmp_path
     accuracy = float(test.group(2))
     assert 0.3 < accuracy <= 1.0  # 20 steps of a real CNN on real digits: far above chance (0.1)
     assert out.rstrip().splitlines()[-1] == f"run folder: {run}"
-    for name in ("config.json", "model.safetensors", "best.safetensors", "state.pt", "metrics.jsonl",
+    for name in ("config.json", "model.safetensors", "best.safetensors", "status.json", "metrics.jsonl",
                  "curves.png", "eval.json", "confusion.png", "misclassified.png"):
         assert (run / name).is_file(), name
+    assert (checkpoint.latest_checkpoint(run) / "state.pt").is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["name"] == "simple_cnn" and config["data"]["dataset"] == "mnist-small"
     assert config["train"]["max_steps"] == 20 and config["train"]["batch_size"] == 64
@@ -106,3 +108,16 @@ def test_help_and_version_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--help"], ["train", "--help"], ["eval", "--help"], ["predict", "--help"], ["info", "--help"]):
         rc, out, _ = cli(capsys, *argv)
         assert rc == 0 and out.startswith("usage: archzoo"), argv
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "daily-min-temperatures").is_dir(),
+                    reason="../shared/data/daily-min-temperatures not staged")
+def test_the_weather_preset_says_what_it_filled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["train", "daily-temps-gru", "--max-steps", "3", "--out", str(tmp_path / "run"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert ("notice: filled 2 missing timestamp(s) of daily-min-temperatures by linear interpolation: "
+            "1984-12-31, 1988-12-31") in out.splitlines()
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert report["filled_points"] == 2 and report["filled_in_test"] == 0 and report["test_span"] == ["1990-01-01",
+                                                                                                      "1990-12-31"]

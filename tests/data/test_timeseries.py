@@ -124,3 +124,53 @@ def test_airline_and_sunspot_splits() -> None:
     sun = Forecasting(ForecastingConfig(dataset="monthly-sunspots", seq_len=132, horizon=12))
     assert [sun.series.times[sun.borders[s][0]] for s in ("train", "val", "test")] == ["1749-01", "1914-01", "1937-01"]
     assert sun.borders["test"][1] == len(sun.series) == 2820
+
+
+# ----------------------------------------------------------------------------- filling gaps
+
+
+def test_missing_timestamps_are_filled_only_when_asked(tmp_path: Path) -> None:
+    rows = ["2020-01-01,1,10", "2020-01-02,2,20", "2020-01-05,5,50", "2020-01-06,6,60"]  # 3rd and 4th missing
+    path = write_csv(tmp_path / "s.csv", rows)
+    with pytest.raises(UserError) as info:
+        read_series_csv(path)
+    assert 'data.fill = "interpolate"' in one_line_error(info)
+    series = read_series_csv(path, fill="interpolate")
+    assert series.times == [f"2020-01-0{d}" for d in range(1, 7)] and series.filled == ("2020-01-03", "2020-01-04")
+    np.testing.assert_allclose(series.values[:, 0], [1, 2, 3, 4, 5, 6])  # a straight line in time
+    np.testing.assert_allclose(series.values[:, 1], [10, 20, 30, 40, 50, 60])
+    previous = read_series_csv(path, fill="previous")
+    np.testing.assert_array_equal(previous.values[:, 0], [1, 2, 2, 2, 5, 6])
+
+
+def test_fill_keeps_the_stamp_format_and_refuses_disorder(tmp_path: Path) -> None:
+    months = write_csv(tmp_path / "m.csv", ["1959-10,0", "1959-11,1", "1960-02,4"], header="month,x")
+    assert read_series_csv(months, fill="interpolate").times == ["1959-10", "1959-11", "1959-12", "1960-01", "1960-02"]
+    hours = hourly(5)
+    path = write_csv(tmp_path / "h.csv", [f"{t},{i},0" for i, t in enumerate(hours) if i != 2])
+    assert read_series_csv(path, fill="interpolate").times == hours
+    shuffled = write_csv(tmp_path / "o.csv", [f"{t},0,0" for t in [hours[0], hours[2], hours[1], hours[3]]])
+    with pytest.raises(UserError, match="fix the order of the rows"):
+        read_series_csv(shuffled, fill="interpolate")
+    half_step = write_csv(tmp_path / "x.csv", ["2020-01-01 00:00:00,0,0", "2020-01-01 01:00:00,0,0",
+                                                 "2020-01-01 02:00:00,0,0", "2020-01-01 02:30:00,0,0"])
+    with pytest.raises(UserError, match="a fill only adds whole missing steps"):
+        read_series_csv(half_step, fill="previous")
+    with pytest.raises(UserError, match="data.fill must be one of none, interpolate, previous"):
+        ForecastingConfig(fill="zero")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "daily-min-temperatures").is_dir(),
+                    reason="../shared/data/daily-min-temperatures not staged")
+def test_daily_min_temperatures_needs_and_gets_a_fill() -> None:
+    with pytest.raises(UserError, match="2 gap.*1984-12-30 -> 1985-01-01.*1988-12-30 -> 1989-01-01.*data.fill"):
+        load_series("daily-min-temperatures")
+    task = Forecasting(ForecastingConfig(dataset="daily-min-temperatures", seq_len=56, horizon=7, fill="interpolate"))
+    assert len(task.series) == 3652 and task.series.filled == ("1984-12-31", "1988-12-31")
+    assert task.notices == ["filled 2 missing timestamp(s) of daily-min-temperatures by linear interpolation: "
+                            "1984-12-31, 1988-12-31"]
+    times = task.series.times
+    assert [times[a] for a, _ in task.borders.values()] == ["1981-01-01", "1989-01-01", "1990-01-01"]
+    assert times[-1] == "1990-12-31"
+    i = times.index("1984-12-31")
+    assert task.series.values[i, 0] == pytest.approx((task.series.values[i - 1, 0] + task.series.values[i + 1, 0]) / 2)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from archzoo.errors import UserError
-from archzoo.layers import Conv2d, conv2d_reference, use_impl
+from archzoo.layers import Conv2d, ConvTranspose2d, conv2d_reference, conv_transpose2d_reference, use_impl
 
 PATHS = ("reference", "fused")
 TOL = {torch.float32: {"atol": 1e-5, "rtol": 1e-4}, torch.float64: {"atol": 1e-11, "rtol": 1e-11}}
@@ -113,3 +113,66 @@ def test_bad_configuration_and_input_are_one_line_errors() -> None:
     for bad in (torch.randn(2, 1, 8, 8), torch.randn(3, 8, 8)):
         with pytest.raises(UserError, match=r"expects input of shape \(B, 3, H, W\)"):
             conv(bad)
+
+
+# ---------------------------------------------------------------------------- transposed convolution
+
+# batch, in, out, H, W, kernel, stride, padding, output_padding, groups, dilation, bias
+TRANSPOSED = {
+    "dcgan-up2": (2, 8, 4, 7, 7, 4, 2, 1, 0, 1, 1, True),
+    "dcgan-base-stride1": (2, 6, 6, 7, 7, 5, 1, 2, 0, 1, 1, False),
+    "batch1-odd-no-bias": (1, 3, 5, 5, 9, 3, 1, 0, 0, 1, 1, False),
+    "stride3-output-padding": (2, 4, 3, 5, 6, 3, 3, 1, 2, 1, 1, True),
+    "rect-kernel-stride-pad": (2, 3, 4, 6, 5, (3, 5), (2, 1), (1, 2), (1, 0), 1, 1, True),
+    "dilated": (2, 4, 4, 6, 6, 3, 2, 1, 1, 1, 2, True),
+    "groups2": (2, 4, 6, 5, 5, 3, 2, 1, 1, 2, 1, True),
+    "1x1": (3, 8, 2, 4, 4, 1, 1, 0, 0, 1, 1, True),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(TRANSPOSED))
+def test_transposed_parity_reference_fused_torch(case: str, dtype: torch.dtype) -> None:
+    b, cin, cout, h, w, k, s, p, op, g, d, bias = TRANSPOSED[case]
+    ours = ConvTranspose2d(cin, cout, k, s, p, op, g, bias, d, dtype=dtype)
+    twin = nn.ConvTranspose2d(cin, cout, k, s, p, op, g, bias, d, dtype=dtype)
+    twin.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(b, cin, h, w, dtype=dtype)
+    with torch.no_grad():
+        shape = twin(x).shape
+    probe = torch.randn(shape, dtype=dtype)
+    expected = forward_backward(twin, x, probe)
+    for impl in PATHS:
+        ours.impl = impl
+        assert_same(forward_backward(ours, x, probe), expected, TOL[dtype], f"{case}/{impl}")
+
+
+def test_transposed_convolution_is_the_adjoint_of_convolution() -> None:
+    """<conv(x), y> = <x, conv_transpose(y)> for the same kernel: the definition of the transpose."""
+    torch.manual_seed(0)
+    weight = torch.randn(5, 3, 4, 4, dtype=torch.float64)  # conv: 3 -> 5 channels; its transpose: 5 -> 3
+    x, y = torch.randn(2, 3, 10, 10, dtype=torch.float64), torch.randn(2, 5, 5, 5, dtype=torch.float64)
+    forward = conv2d_reference(x, weight, stride=2, padding=1)
+    assert forward.shape == y.shape
+    back = conv_transpose2d_reference(y, weight, stride=2, padding=1)
+    torch.testing.assert_close((forward * y).sum(), (x * back).sum())
+
+
+def test_transposed_hand_example_and_output_size() -> None:
+    # stride 2, one pixel per input: each input value stamps the 2x2 kernel onto its own 2x2 block
+    image = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    kernel = torch.tensor([[[[1.0, 10.0], [100.0, 1000.0]]]])
+    expected = torch.tensor([[[[1, 10, 2, 20], [100, 1000, 200, 2000], [3, 30, 4, 40], [300, 3000, 400, 4000]]]])
+    assert torch.equal(conv_transpose2d_reference(image, kernel, stride=2), expected.float())
+    layer = ConvTranspose2d(1, 1, 3, stride=2, padding=1)
+    for impl in PATHS:
+        layer.impl = impl
+        assert layer(torch.randn(1, 1, 7, 7), output_size=[14, 14]).shape == (1, 1, 14, 14)
+        assert layer(torch.randn(1, 1, 7, 7)).shape == (1, 1, 13, 13)
+
+
+def test_transposed_bad_configuration_and_input() -> None:
+    with pytest.raises(UserError, match="groups=2 must divide"):
+        ConvTranspose2d(3, 4, 3, groups=2)
+    with pytest.raises(UserError, match=r"expects input of shape \(B, 3, H, W\)"):
+        ConvTranspose2d(3, 4, 3)(torch.randn(2, 4, 5, 5))

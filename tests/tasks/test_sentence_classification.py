@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from archzoo.data.sentences import PAD_ID, UNK_ID, fold_assignment, load_sentences, tokenize
+from archzoo.data.sentences import fold_assignment, load_sentences, tokenize
 from archzoo.errors import UserError
 from archzoo.tasks.sentence_classification import SentenceClassification, SentenceClassificationConfig
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
+from archzoo.vocab import PAD_ID, UNK_ID
 from helpers import needs_mr
 
 pytestmark = needs_mr

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from archzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 from archzoo.errors import UserError
 from archzoo.models import create_model
 from archzoo.tasks.translation import LENGTH_BUCKETS, Translation, TranslationConfig, bleu_by_length, sacrebleu_scores
+from archzoo.vocab import BOS_ID, EOS_ID, PAD_ID
 from helpers import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "multi30k").is_dir(), reason="../shared/data/multi30k not staged")

@@ -118,18 +118,88 @@ def test_a_crash_while_writing_leaves_the_old_file_intact(fail_in: str, what: st
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=f"cannot write {path}: No space left on device; free some space") as info:
         if what == "weights":
             checkpoint.save_weights(model, path, to_dict(cfg), step=2)
         else:
             checkpoint.save_state({"step": 2, "big": torch.zeros(10_000)}, path)
     monkeypatch.undo()
+    assert_one_line_error(info, path.name)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "state.pt"]  # no temp file left
     if what == "weights":
         assert checkpoint.read_weights(path)[1]["step"] == 1
     else:
         assert checkpoint.load_state(path) == {"step": 1}
+
+
+@pytest.mark.parametrize("fail_in", ["fsync", "rename"])
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_previous_one(fail_in: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights and state commit together: a failure at any point leaves the last complete checkpoint
+    loadable, no partial folder, and one line naming the file."""
+    model, cfg = saved_model(tmp_path / "first.safetensors", step=1)
+    checkpoint.save_checkpoint(tmp_path, model, to_dict(cfg), 1, {"step": 1})
+    real = getattr(os, fail_in)
+    calls = []
+
+    def crash(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        if fail_in != "fsync" or len(calls) > 1:  # the weights' fsync passes, the state's fails
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, fail_in, crash)
+    with pytest.raises(UserError, match="No space left on device") as info:
+        checkpoint.save_checkpoint(tmp_path, model, to_dict(cfg), 2, {"step": 2})
+    monkeypatch.undo()
+    assert_one_line_error(info, "step-000000002")
+    tensors, meta, state = checkpoint.load_checkpoint(tmp_path)
+    assert meta["step"] == state["step"] == 1
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_without_hard_links_the_latest_weights_are_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, cfg = saved_model(tmp_path / "first.safetensors", step=0)
+
+    def no_links(*args: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    checkpoint.save_checkpoint(tmp_path, model, to_dict(cfg), 2, {"step": 2})
+    latest = checkpoint.latest_checkpoint(tmp_path)
+    assert (tmp_path / "model.safetensors").read_bytes() == (latest / "model.safetensors").read_bytes()
+    assert not (tmp_path / "model.safetensors").samefile(latest / "model.safetensors")
+
+
+def test_checkpoints_keep_the_last_two_and_link_the_latest_weights(tmp_path: Path) -> None:
+    model, cfg = saved_model(tmp_path / "first.safetensors", step=0)
+    for step in (1, 2, 3, 3):  # the same step twice replaces it
+        checkpoint.save_checkpoint(tmp_path, model, to_dict(cfg), step, {"step": step})
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["step-000000002", "step-000000003"]
+    latest = checkpoint.latest_checkpoint(tmp_path)
+    assert (tmp_path / "model.safetensors").samefile(latest / "model.safetensors")
+    assert checkpoint.weights_path(tmp_path, "last") == latest / "model.safetensors"
+    assert oct((latest / "state.pt").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+    assert oct(latest.stat().st_mode & 0o777) == oct(0o777 & ~current_umask())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_temporaries_of_a_killed_save_are_swept(tmp_path: Path) -> None:
+    model, cfg = saved_model(tmp_path / "first.safetensors", step=0)
+    checkpoint.save_checkpoint(tmp_path, model, to_dict(cfg), 1, {"step": 1})
+    (tmp_path / "checkpoints" / ".step-000000002.abc.tmp").mkdir()  # what kill -9 mid-save leaves
+    (tmp_path / ".metrics.csv.xyz.tmp").write_text("half")
+    (tmp_path / "notes.tmp").write_text("the user's own file")  # not ours: not hidden
+    checkpoint.clean_temporaries(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000000001"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "first.safetensors", "model.safetensors",
+                                                           "notes.tmp"]
 
 
 def test_an_interrupted_write_leaves_the_old_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from archzoo.config import check_type, parse_override, parse_value, to_dict
 from archzoo.errors import UserError
@@ -217,3 +218,35 @@ def test_hostile_values_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="corrupt"):
         load_run_config(tmp_path)
     assert len(refused(["train.batch_size='" + "x" * 1000 + "'"], "train.batch_size")) < 200
+
+
+def test_impl_is_a_model_setting_from_presets_and_overrides(tmp_path: Path) -> None:
+    """`--set model.impl="reference"` trains on the reference layers; the run saves it and reloads with it,
+    and it computes what the fused layers compute."""
+    from archzoo.layers import ImplSwitch
+    from archzoo.training.checkpoint import load_model
+    from archzoo.training.trainer import Trainer
+    from helpers import small_run_overrides
+
+    sets = small_run_overrides(**{"model.name": "lenet5", "train.max_steps": 4, "data.val_size": 9800,
+                                  "train.eval_every_steps": 100})
+
+    def stop_before_the_test_report(trainer: Trainer) -> None:  # the reference im2col on 10,000 images is slow
+        if trainer.step == 3:
+            trainer.stop_reason = "interrupted"
+
+    results = {}
+    for impl in ("reference", "fused"):
+        cfg = resolve_config("quickstart", [*sets, f"model.impl={impl!r}"])
+        assert cfg.model.impl == impl and "impl" not in cfg.model.args
+        trainer = Trainer(cfg, tmp_path / impl, progress=False, verbose=False, on_step=stop_before_the_test_report)
+        layers = [m for m in trainer.model.modules() if isinstance(m, ImplSwitch)]
+        assert layers and all(m.resolved_impl() == impl for m in layers)
+        trainer.fit()
+        model, saved = load_model(tmp_path / impl, "last")
+        assert saved.model.impl == impl and all(m.impl == impl for m in model.modules() if isinstance(m, ImplSwitch))
+        results[impl] = model.state_dict()
+    for key, value in results["fused"].items():
+        torch.testing.assert_close(results["reference"][key], value, atol=1e-4, rtol=1e-4, msg=key)
+    with pytest.raises(UserError, match="unknown impl 'refrence'.*did you mean: reference"):
+        resolve_config("quickstart", ["model.impl='refrence'"])

@@ -15,7 +15,7 @@ import torch
 from archzoo.training import checkpoint
 from archzoo.training.config import load_run_config, resolve_config
 from archzoo.training.distributed import DistInfo, agree, mean_over_ranks
-from archzoo.training.trainer import STOP_REASONS, Trainer
+from archzoo.training.trainer import STOP_REASONS, Trainer, override_train
 from helpers import small_run_overrides
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,6 +85,84 @@ def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
         assert r["loss"] == pytest.approx(s["loss"], abs=1e-5)
     assert sorted(p.name for p in dist_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one-process").iterdir())
     assert not list(dist_dir.glob(".*.tmp"))
+
+
+def torchrun(tmp_path: Path, launch: list[str], args: list[str]) -> subprocess.Popen:
+    """``archzoo ARGS`` under torchrun with ``launch`` options, the report's figures stubbed out."""
+    entry = tmp_path / "archzoo_entry.py"
+    entry.write_text(ARCHZOO_WITHOUT_FIGURES)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launch, str(entry), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    return out
+
+
+def assert_close_weights(a: Path, b: Path) -> None:
+    wa, wb = checkpoint.read_weights(a)[0], checkpoint.read_weights(b)[0]
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=1e-5, rtol=0, msg=f"{key} differs")
+
+
+def test_a_gan_trains_on_two_ranks_like_one_process(tmp_path: Path) -> None:
+    """Two optimizers under DDP: each phase's network averages its own gradients over the ranks; no batch
+    norm or dropout (per-rank statistics and masks would differ from one process by design)."""
+    sets = ["task='image_generation'", "model.name='gan_mlp'", "model.args.g_hidden=[32, 32]",
+            "model.args.d_hidden=[32]", "model.args.latent_dim=16", "model.args.dropout=0.0",
+            "model.args.batch_norm=false", "data.dataset='mnist-small'", "data.val_size=9400", "data.grid_size=8",
+            "train.batch_size=64", "train.optimizer='adam'", "train.lr=2e-4", "train.accum_steps=2",
+            "train.eval_every_steps=5", "train.eval_batch_size=600"]
+    args = ["train", *[a for s in sets for a in ("--set", s)], "--max-steps", "10", "--no-progress", "--device", "cpu"]
+    out = finish(torchrun(tmp_path, ["--standalone", "--nproc_per_node", "2"], [*args, "--out", str(tmp_path / "ranks")]))
+    assert "x 2 ranks" in out and out.count("stopped: max_steps after 10 steps") == 1
+    single = Trainer(resolve_config(None, sets + ["train.max_steps=10"]), tmp_path / "one", device="cpu",
+                     progress=False, verbose=False)
+    start = {k: v.clone() for k, v in single.model.state_dict().items()}
+    single.fit()
+    assert_close_weights(tmp_path / "ranks" / "model.safetensors", tmp_path / "one" / "model.safetensors")
+    moved = checkpoint.read_weights(tmp_path / "one" / "model.safetensors")[0]
+    for net in ("generator", "discriminator"):  # both networks were trained, not trivially equal
+        assert max((moved[k] - start[k]).abs().max() for k in start if k.startswith(net)) > 1e-4, net
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_one_machine_then_resumed_in_one_process(tmp_path: Path) -> None:
+    """`torchrun --nnodes 2` with one process per node over loopback (gloo) computes the single-process
+    updates, and its checkpoint resumes in one process to the single-process run's end."""
+    sets = small_run_overrides(**{"model.name": "mlp", "model.args.hidden_sizes": [32], "model.args.dropout": 0.0,
+                                  "data.augment": "shift", "train.eval_every_steps": 6, "train.schedule": "constant"})
+    args = ["train", "quickstart", *[a for s in sets for a in ("--set", s)], "--no-progress", "--device", "cpu"]
+    port = free_port()
+    nodes = [torchrun(tmp_path, ["--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1", "--master_addr",
+                                 "127.0.0.1", "--master_port", str(port)],
+                      [*args, "--max-steps", "6", "--out", str(tmp_path / "two-nodes")]) for rank in (0, 1)]
+    outs = [finish(node) for node in nodes]
+    assert "x 2 ranks" in outs[0] and "stopped: max_steps after 6 steps" in outs[0]
+    assert outs[1] == ""  # rank 1 writes nothing, prints nothing
+
+    single = resolve_config("quickstart", sets + ["train.max_steps=12"])
+    Trainer(single, tmp_path / "one", progress=False, verbose=False).fit()
+    six, twelve = checkpoint.checkpoints(tmp_path / "one")  # evaluated (and saved) at steps 6 and 12
+    assert_close_weights(tmp_path / "two-nodes" / "model.safetensors", six / "model.safetensors")
+
+    # the two-node run's own config (same global batch), continued to step 12 by one process
+    resumed = Trainer(override_train(load_run_config(tmp_path / "two-nodes"), max_steps=12), tmp_path / "two-nodes",
+                      resume=True, progress=False, verbose=False)
+    assert resumed.step == 6 and resumed.fit().step == 12
+    assert_close_weights(tmp_path / "two-nodes" / "model.safetensors", twelve / "model.safetensors")
 
 
 def test_single_process_helpers_are_identities() -> None:

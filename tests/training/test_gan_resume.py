@@ -50,7 +50,7 @@ def test_resumed_gan_equals_uninterrupted_gan(model: str, stop_at: int, tmp_path
     full = train(cfg, tmp_path / "full")
     part = tmp_path / "part"
     train(cfg, part, stop_at=stop_at)
-    state = checkpoint.load_state(part / "state.pt")
+    state = checkpoint.load_checkpoint(part)[2]
     assert state["step"] == stop_at
     assert set(state["optimizer"]) == set(state["scheduler"]) == {"discriminator", "generator"}
     resumed = Trainer(load_run_config(part), part, device="cpu", resume=True, progress=False, verbose=False)
@@ -77,9 +77,10 @@ def test_without_the_rng_state_the_resumed_gan_differs(tmp_path: Path) -> None:
     train(cfg, tmp_path / "full")
     part = tmp_path / "part"
     train(cfg, part, stop_at=13)
-    state = checkpoint.load_state(part / "state.pt")
+    state_file = checkpoint.latest_checkpoint(part) / "state.pt"
+    state = checkpoint.load_state(state_file)
     state["rng"]["torch"] = torch.manual_seed(123).get_state()
-    checkpoint.save_state(state, part / "state.pt")
+    checkpoint.save_state(state, state_file)
     Trainer(load_run_config(part), part, device="cpu", resume=True, progress=False, verbose=False).fit()
     a = checkpoint.read_weights(part / "model.safetensors")[0]
     b = checkpoint.read_weights(tmp_path / "full" / "model.safetensors")[0]

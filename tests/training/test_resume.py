@@ -85,7 +85,7 @@ def test_resumed_run_equals_uninterrupted_run(stop_at: int, accum_steps: int, tm
 
     run_dir = tmp_path / "run"
     train(cfg, run_dir, stop_at=stop_at)
-    assert checkpoint.load_state(run_dir / "state.pt")["step"] == stop_at
+    assert checkpoint.load_checkpoint(run_dir)[2]["step"] == stop_at
     resumed = Trainer(load_run_config(run_dir), run_dir, resume=True, progress=False, verbose=False)
     assert resumed.step == stop_at
     result = resumed.fit()
@@ -105,9 +105,10 @@ def test_dropout_rng_is_part_of_the_state(tmp_path: Path, tmp_path_factory: pyte
     full = baseline(cfg, tmp_path_factory)
     run_dir = tmp_path / "run"
     train(cfg, run_dir, stop_at=13)
-    state = checkpoint.load_state(run_dir / "state.pt")
+    state_file = checkpoint.latest_checkpoint(run_dir) / "state.pt"
+    state = checkpoint.load_state(state_file)
     state["rng"]["torch"] = torch.manual_seed(123).get_state()
-    checkpoint.save_state(state, run_dir / "state.pt")
+    checkpoint.save_state(state, state_file)
     Trainer(load_run_config(run_dir), run_dir, resume=True, progress=False, verbose=False).fit()
     a, b = weights(run_dir / "model.safetensors"), weights(full / "model.safetensors")
     assert not all(torch.equal(a[k], b[k]) for k in a)
@@ -117,7 +118,7 @@ def test_resume_refuses_weights_and_state_from_different_steps(tmp_path: Path) -
     cfg = small_config(**{"train.max_steps": 6})
     trainer = train(cfg, tmp_path, stop_at=4)
     # a crash between writing the weights and the state leaves the two files at different steps
-    checkpoint.save_weights(trainer.model, tmp_path / "model.safetensors", json.loads(
+    checkpoint.save_weights(trainer.model, checkpoint.latest_checkpoint(tmp_path) / "model.safetensors", json.loads(
         (tmp_path / "config.json").read_text()), step=3)
     with pytest.raises(UserError, match="different steps"):
         Trainer(load_run_config(tmp_path), tmp_path, resume=True, progress=False, verbose=False)
@@ -137,7 +138,7 @@ def test_resume_drops_metrics_past_the_checkpoint_and_torn_lines(tmp_path: Path)
 
 def test_resume_of_a_folder_without_checkpoint_is_a_user_error(tmp_path: Path) -> None:
     save_config(small_config(), tmp_path / "config.json")
-    with pytest.raises(UserError, match="model.safetensors"):
+    with pytest.raises(UserError, match="no checkpoint yet.*stopped before its first save"):
         Trainer(load_run_config(tmp_path), tmp_path, resume=True, progress=False, verbose=False)
 
 
@@ -180,7 +181,7 @@ def test_sigint_in_process_stops_after_the_step(tmp_path: Path) -> None:
     trainer = Trainer(small_config(), tmp_path, progress=False, verbose=False, on_step=ctrl_c)
     result = trainer.fit()
     assert result.status == "interrupted" and result.step == 3
-    assert checkpoint.load_state(tmp_path / "state.pt")["step"] == 3
+    assert checkpoint.load_checkpoint(tmp_path)[2]["step"] == 3
     assert signal.getsignal(signal.SIGINT) is before  # the handler is the caller's again
 
 
@@ -204,8 +205,10 @@ def test_ctrl_c_during_the_test_report_stops_at_once(tmp_path: Path, monkeypatch
         signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
-    """A real SIGINT to `python -m archzoo train`: the step finishes, the run is saved, exit code 130."""
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_saves_and_exits_130(signum: int, code: int, tmp_path: Path) -> None:
+    """A real SIGINT (Ctrl-C) or SIGTERM (what schedulers and containers send) to `python -m archzoo
+    train`: the step finishes, the run is saved, exit code 128 + the signal (130, 143)."""
     run_dir = tmp_path / "run"
     sets = small_run_overrides(**{"model.name": "mlp", "model.args.hidden_sizes": [32], "train.epochs": 50})
     cmd = [sys.executable, "-m", "archzoo", "train", "quickstart", *[a for s in sets for a in ("--set", s)],
@@ -219,16 +222,15 @@ def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the run did not start"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, (out, err)
+    assert proc.returncode == code, (out, err)
     assert "resume with" in out and str(run_dir) in out
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    state = checkpoint.load_state(run_dir / "state.pt")
-    tensors, meta = checkpoint.read_weights(run_dir / "model.safetensors")
+    tensors, meta, state = checkpoint.load_checkpoint(run_dir)
     assert 0 < state["step"] == meta["step"] < 50 * 148
     assert all(torch.isfinite(t).all() for t in tensors.values())
     assert load_run_config(run_dir).train.epochs == 50

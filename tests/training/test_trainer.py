@@ -44,7 +44,7 @@ def test_max_steps(tmp_path: Path) -> None:
     trainer, result = fit(small_config(**{"train.max_steps": 7}), tmp_path)
     assert result.status == "max_steps" and result.step == 7 == trainer.total_steps
     assert checkpoint.read_weights(tmp_path / "model.safetensors")[1]["step"] == 7
-    assert checkpoint.load_state(tmp_path / "state.pt")["step"] == 7
+    assert checkpoint.load_checkpoint(tmp_path)[2]["step"] == 7
     assert [r["step"] for r in records(tmp_path, "val")] == [7]  # the stop is evaluated
     assert result.test is not None and (tmp_path / "eval.json").is_file()
 
@@ -67,7 +67,7 @@ def test_time_budget_stops_cleanly_and_still_evaluates(tmp_path: Path) -> None:
     assert result.best is not None and (tmp_path / "best.safetensors").is_file()
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["examples"] == 10_000 and report == result.test
-    assert checkpoint.load_state(tmp_path / "state.pt")["step"] == result.step
+    assert checkpoint.load_checkpoint(tmp_path)[2]["step"] == result.step
 
 
 def test_early_stopping_with_patience(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_metrics_files_and_curves(tmp_path: Path) -> None:
     assert rows[1:] == expected
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"config.json", "model.safetensors", "best.safetensors", "state.pt", "metrics.jsonl",
+    assert {"config.json", "model.safetensors", "best.safetensors", "checkpoints", "status.json", "metrics.jsonl",
             "metrics.csv", "curves.png", "eval.json"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, trainer_seconds
 from archzoo.benchmarks.mnist import train_preset
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
@@ -127,7 +127,7 @@ def _model_throughput(name: str, work_dir: Path, min_steps: int, warmup: int, ro
     ``min_seconds``, since a 20-step window of a 15 ms step is within the noise of a shared machine, while
     5 steps of a 1 s step (VGG-16, ResNet-18) already are a steady window."""
     base = resolve_config("fashion-resnet20", [f"model.name={name!r}"])
-    x_all, y_all = Trainer(base, work_dir / "data", progress=False, verbose=False).task.split("train")
+    x_all, y_all = Trainer(base, work_dir / "data", progress=False, verbose=False, overwrite=True).task.split("train")
     tc = base.train
 
     def bare_model() -> tuple[torch.nn.Module, torch.optim.Optimizer]:

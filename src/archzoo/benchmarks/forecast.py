@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 
@@ -17,7 +17,7 @@ NEURAL_BUDGET = 120.0  # seconds of training per neural run at most (they also s
 def forecast_run(work_dir: Path, preset: str | None, overrides: list[str]) -> dict[str, Any]:
     """Train (or, for a parameter-free baseline, only evaluate) one configuration; its test figures."""
     cfg = resolve_config(preset, overrides)
-    result = Trainer(cfg, work_dir, progress=False, verbose=False).fit()
+    result = Trainer(cfg, work_dir, progress=False, verbose=False, overwrite=True).fit()
     assert result.test is not None
     test = result.test
     return {"model": cfg.model.name, "preset": preset, "overrides": overrides, "mse": round(test["mse"], 4),

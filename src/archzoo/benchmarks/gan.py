@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.data.sources import DATASETS
 from archzoo.tasks.generation import ImageGeneration
 from archzoo.tasks.generation_metrics import ClassifierFeatures, compare_sets
@@ -34,7 +34,7 @@ def fid_classifier(dataset: str, work_dir: Path) -> tuple[ClassifierFeatures, di
     start = time.perf_counter()
     if not (run_dir / "eval.json").exists():
         cfg = resolve_config("mnist-simple_cnn", [f"data.dataset={dataset!r}", f"train.epochs={CLASSIFIER_EPOCHS}"])
-        Trainer(cfg, run_dir, progress=False, verbose=False).fit()
+        Trainer(cfg, run_dir, progress=False, verbose=False, overwrite=True).fit()
     accuracy = json.loads((run_dir / "eval.json").read_text())["accuracy"]
     model, _ = load_model(run_dir)
     spec = DATASETS.get(dataset)
@@ -65,7 +65,7 @@ def train_gan(preset: str, work_dir: Path, features: ClassifierFeatures, test: t
             scoring += time.perf_counter() - t0
 
     start = time.perf_counter()
-    result = Trainer(cfg, work_dir / preset, progress=False, verbose=False, on_step=score).fit()
+    result = Trainer(cfg, work_dir / preset, progress=False, verbose=False, overwrite=True, on_step=score).fit()
     wall = time.perf_counter() - start
     return {"preset": preset, **rounded(final), "steps": result.step, "status": result.status,
             "train_seconds_without_scoring": round(result.train_seconds - scoring, 1),

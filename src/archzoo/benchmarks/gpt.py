@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, trainer_seconds
 from archzoo.benchmarks.lm import bare_lm_rate, train_lm
 from archzoo.layers.masks import causal_mask
 from archzoo.models import create_model
@@ -64,7 +64,7 @@ def timed_lm_run(preset: str, run_dir: Path) -> dict[str, Any]:
     final validation over the whole validation text."""
     cfg = resolve_config(preset, [])
     last_step: list[float] = []
-    trainer = Trainer(cfg, run_dir, progress=False, verbose=False,
+    trainer = Trainer(cfg, run_dir, progress=False, verbose=False, overwrite=True,
                       on_step=lambda t: last_step.append(time.perf_counter()) if t.step == t.total_steps else None)
     start = time.perf_counter()
     result = trainer.fit()

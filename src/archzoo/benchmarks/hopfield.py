@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.models import create_model
 from archzoo.tasks.associative_memory import flip, occlude
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.benchmarks import alternate, register_benchmark, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, trainer_seconds
 from archzoo.models import create_model
 from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config
@@ -20,7 +20,7 @@ from archzoo.training.trainer import Trainer, autocast
 
 def train_lm(preset: str, work_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     cfg = resolve_config(preset, overrides or [])
-    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False).fit()
+    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False, overwrite=True).fit()
     assert result.test is not None
     return {"value": round(result.test["loss"], 4), "split": result.test["split"], "bpc": round(result.test["bpc"], 4),
             "preset": preset, "overrides": overrides or [], "status": result.status, "steps": result.step,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archzoo.benchmarks import alternate, register_benchmark, resume_run, trainer_seconds
+from archzoo.benchmarks.base import alternate, register_benchmark, resume_run, trainer_seconds
 from archzoo.models import create_model
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer, autocast
@@ -18,7 +18,8 @@ from archzoo.training.trainer import Trainer, autocast
 def train_preset(preset: str, work_dir: Path, overrides: list[str] | None = None,
                  resume: bool = False) -> dict[str, Any]:
     cfg = resolve_config(preset, overrides or [])
-    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False, resume=resume_run(work_dir, resume)).fit()
+    result = Trainer(cfg, work_dir / "run", progress=False, verbose=False, overwrite=True,
+                     resume=resume_run(work_dir, resume)).fit()
     assert result.test is not None
     return {"value": result.test["accuracy"], "preset": preset, "overrides": overrides or [],
             "train_seconds": round(result.train_seconds, 1), "steps": result.step,
@@ -47,7 +48,7 @@ def time_to_99(work_dir: Path, eval_interval: int = 50) -> dict[str, Any]:
             if accuracy >= 0.99:
                 trainer.stop_reason = "reached_99"
 
-    trainer = Trainer(cfg, work_dir / "run", progress=False, verbose=False, on_step=check)
+    trainer = Trainer(cfg, work_dir / "run", progress=False, verbose=False, overwrite=True, on_step=check)
     start = time.perf_counter()
     result = trainer.fit()
     reached = [t for t in trajectory if t[2] >= 0.99]
@@ -71,7 +72,7 @@ def throughput(work_dir: Path, steps: int = 120, warmup: int = 15, rounds: int =
 
     def bare_rate() -> float:
         torch.manual_seed(0)
-        trainer_data = Trainer(cfg, work_dir / "bare-data", progress=False, verbose=False).task
+        trainer_data = Trainer(cfg, work_dir / "bare-data", progress=False, verbose=False, overwrite=True).task
         x_all, y_all = trainer_data.split("train")
         model = create_model("simple_cnn").to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,

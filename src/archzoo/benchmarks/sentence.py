@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark
+from archzoo.benchmarks.base import register_benchmark
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 
@@ -26,7 +26,7 @@ def cross_validate(preset: str, work_dir: Path, folds: list[int] | None = None,
     for fold in folds:
         fold_cfg = resolve_config(preset, [*(overrides or []), f"data.fold={fold}"])
         start = time.perf_counter()
-        result = Trainer(fold_cfg, work_dir / f"fold-{fold}", progress=False, verbose=False).fit()
+        result = Trainer(fold_cfg, work_dir / f"fold-{fold}", progress=False, verbose=False, overwrite=True).fit()
         assert result.test is not None
         accuracies.append(result.test["accuracy"])
         train_seconds.append(round(result.train_seconds, 1))

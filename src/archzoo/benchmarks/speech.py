@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark, resume_run
+from archzoo.benchmarks.base import register_benchmark, resume_run
 from archzoo.benchmarks.mnist import train_preset
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archzoo.benchmarks import register_benchmark, resume_run
+from archzoo.benchmarks.base import register_benchmark, resume_run
 from archzoo.training.config import resolve_config
 from archzoo.training.trainer import Trainer
 
@@ -43,7 +43,8 @@ def train_translator(preset: str, work_dir: Path, overrides: list[str] | None = 
     ``resume`` continues a saved run there (a finished one is only reported again)."""
     cfg = resolve_config(preset, overrides or [])
     start = time.perf_counter()
-    result = Trainer(cfg, work_dir / "run", progress=False, verbose=True, resume=resume_run(work_dir, resume)).fit()
+    result = Trainer(cfg, work_dir / "run", progress=False, verbose=True, overwrite=True,
+                     resume=resume_run(work_dir, resume)).fit()
     wall = time.perf_counter() - start
     assert result.test is not None
     test = result.test["test_sets"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -54,11 +55,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archzoo: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in USER_OS_ERRORS:
+            return internal_error(e)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"archzoo: error: {where}{e.strerror or e}; {USER_OS_ERRORS[e.errno]}", file=sys.stderr)
+        return 2
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as e:
-        if os.environ.get("ARCHZOO_DEBUG"):
-            raise
-        print(f"archzoo: internal error: {type(e).__name__}: {one_line(str(e))} (rerun with ARCHZOO_DEBUG=1 for the traceback "
-              "and please report it)", file=sys.stderr)
-        return 1
+        return internal_error(e)
+
+
+# errors of the user's machine, not of archzoo: said on one line with the fix
+USER_OS_ERRORS = {errno.ENOSPC: "free some space and run the command again (a training resumes with --resume)",
+                  errno.EDQUOT: "free some space within your quota and run the command again",
+                  errno.EROFS: "the file system is read-only; choose a writable folder",
+                  errno.EACCES: "you may not write or read there; choose another folder",
+                  errno.EPERM: "you may not write or read there; choose another folder"}
+
+
+def internal_error(e: BaseException) -> int:
+    if os.environ.get("ARCHZOO_DEBUG"):
+        raise e
+    print(f"archzoo: internal error: {type(e).__name__}: {one_line(str(e))} (rerun with ARCHZOO_DEBUG=1 for the traceback "
+          "and please report it)", file=sys.stderr)
+    return 1

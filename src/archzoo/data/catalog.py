@@ -269,3 +269,19 @@ register_dataset(DatasetSpec(
     meta={"format": "spoken-digits", "sample_rate": 8000, "classes": [str(i) for i in range(10)],
           "speakers": ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]},
 ))
+
+register_dataset(DatasetSpec(
+    name="daily-min-temperatures",
+    folder="daily-min-temperatures",
+    description="daily minimum temperatures in Melbourne, 1981-01-01 .. 1990-12-31 (3,650 days; 1984-12-31 and "
+                "1988-12-31 are missing: train with data.fill)",
+    license="none stated (Australian Bureau of Meteorology, via the Time Series Data Library and jbrownlee/Datasets)",
+    citation="Australian Bureau of Meteorology; Hyndman, Time Series Data Library",
+    splits={"train": "1981 .. 1988 (2,922 days once the two missing ones are filled)", "val": "1989 (365 days)",
+            "test": "1990 (365 days; 1981-1989 / 1990 is the common choice, none is standard)"},
+    files=(FileSpec("daily-min-temperatures.csv", "8b9de63ed6789492bf497625e7f9beb96a63d367b4b0a21754006f749fa5e5da",
+                    67_921, _TSDL_URL + "daily-min-temperatures.csv"),),
+    # borders count rows of the filled series (3,652 days); unfilled, the gaps are refused first
+    meta={"format": "series-csv", "file": "daily-min-temperatures.csv", "season": 365,
+          "borders": {"train": [0, 2922], "val": [2922, 3287], "test": [3287, 3652]}},
+))

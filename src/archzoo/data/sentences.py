@@ -16,9 +16,7 @@ import torch
 
 from archzoo.data.sources import DATASETS, locate
 from archzoo.errors import UserError
-
-PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
+from archzoo.vocab import PAD, PAD_ID, UNK, UNK_ID
 
 # Kim 2014's clean_str (yoonkim/CNN_sentence, process_data.py): keep letters, digits and a little
 # punctuation, split off clitics and punctuation, lower-case. (Kim's code writes "\(" and "\)" into the

@@ -2,7 +2,9 @@
 
 A series CSV has a header, a time column first and one column per variable (ETTh1: ``date`` then
 HUFL .. OT). Reading refuses a missing column, a non-numeric value (naming the column and line) and
-gaps or disorder in the timestamps (listing them), each as a one-line UserError.
+gaps or disorder in the timestamps (listing them), each as a one-line UserError; missing timestamps
+are filled only when asked (``fill``: linear interpolation or the previous value), and the series
+records which ones were filled.
 
 Splits follow the standard protocol (Zhou et al. 2021, Informer; Zeng et al. 2023, DLinear): split
 ``[a, b)`` of the rows yields the windows whose *targets* start in ``[a, b)``, so a validation or test
@@ -24,6 +26,7 @@ from archzoo.data.sources import DATASETS, locate
 from archzoo.errors import UserError
 
 SPLITS = ("train", "val", "test")
+FILLS = ("none", "interpolate", "previous")
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,15 @@ class Series:
     columns: list[str]
     values: np.ndarray
     source: str
+    filled: tuple[str, ...] = ()  # timestamps that were missing and filled in
 
     def __len__(self) -> int:
         return len(self.times)
 
 
-def read_series_csv(path: str | Path, columns: tuple[str, ...] | list[str] = ()) -> Series:
-    """Read a series CSV; ``columns`` picks variables (default: every column after the time column)."""
+def read_series_csv(path: str | Path, columns: tuple[str, ...] | list[str] = (), fill: str = "none") -> Series:
+    """Read a series CSV; ``columns`` picks variables (default: every column after the time column);
+    ``fill`` fills missing timestamps (see ``fill_gaps``)."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -74,6 +79,9 @@ def read_series_csv(path: str | Path, columns: tuple[str, ...] | list[str] = ())
     if not np.isfinite(values).all():
         r, k = map(int, np.argwhere(~np.isfinite(values))[0])
         raise UserError(f"{path} column {wanted[k]!r} line {r + 2} is {values[r, k]}; fill the missing value")
+    if fill != "none":
+        times, values, filled = fill_gaps(times, values, fill, str(path))
+        return Series(times, wanted, values, str(path), filled)
     check_regular(times, str(path))
     return Series(times, wanted, values, str(path))
 
@@ -89,36 +97,85 @@ def _time_index(stamp: str) -> tuple[int, str] | float:
                         "write the time column as e.g. 2016-07-01 00:00:00") from None
 
 
+def _step(times: list[str]) -> tuple[np.ndarray, float]:
+    """Each timestamp as a number and the regular step: the most common difference."""
+    parsed = [_time_index(t) for t in times]
+    t = np.array([p[0] if isinstance(p, tuple) else p for p in parsed], dtype=np.float64)
+    values, counts = np.unique(np.diff(t), return_counts=True)
+    return t, float(values[np.argmax(counts)])
+
+
+def _irregular(times: list[str], bad: np.ndarray, source: str, fix: str) -> UserError:
+    shown = ", ".join(f"{times[i]} -> {times[i + 1]}" for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
+    return UserError(f"{source} has {len(bad)} gap(s) or out-of-order timestamp(s) (step should be constant): "
+                     f"{shown}; {fix}")
+
+
 def check_regular(times: list[str], source: str) -> None:
     """Timestamps must rise by one constant step (the most common one); gaps and disorder are listed."""
     if len(times) < 2:
         return
-    parsed = [_time_index(t) for t in times]
-    t = np.array([p[0] if isinstance(p, tuple) else p for p in parsed], dtype=np.float64)
-    diffs = np.diff(t)
-    values, counts = np.unique(diffs, return_counts=True)
-    step = values[np.argmax(counts)]
-    bad = np.flatnonzero(diffs != step)
+    t, step = _step(times)
+    bad = np.flatnonzero(np.diff(t) != step)
     if step <= 0 or len(bad):
-        shown = ", ".join(f"{times[i]} -> {times[i + 1]}" for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise UserError(f"{source} has {len(bad)} gap(s) or out-of-order timestamp(s) (step should be constant): "
-                        f"{shown}; fill the missing rows or resample the series to a regular step")
+        raise _irregular(times, bad, source, "fill the missing rows (data.fill = \"interpolate\" or \"previous\") or "
+                                             "resample the series to a regular step")
 
 
-def load_series(dataset: str, columns: tuple[str, ...] | list[str] = (), data_dir: str | Path | None = None) -> Series:
+def _stamp(like: str, index: float) -> str:
+    """The timestamp at ``index`` (months or epoch seconds, as ``_time_index`` gives) written like ``like``."""
+    if len(like) == 7:
+        year, month = divmod(int(index), 12)
+        return f"{year:04d}-{month + 1:02d}"
+    when = dt.datetime.fromtimestamp(index, dt.UTC)
+    return when.date().isoformat() if len(like) == 10 else when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fill_gaps(times: list[str], values: np.ndarray, how: str, source: str) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
+    """Insert the timestamps missing from a regular series: ``interpolate`` draws a straight line between
+    the neighbours (in time), ``previous`` repeats the last value. Disorder, duplicates and gaps that are
+    not whole steps are still refused.
+
+    Shapes: values (N, C) -> (N + filled, C).
+    """
+    if how not in FILLS:
+        raise UserError(f"data.fill must be one of {', '.join(FILLS)}, got {how!r}")
+    if len(times) < 2:
+        return times, values, ()
+    t, step = _step(times)
+    diffs = np.diff(t)
+    missing = np.rint(diffs / step) - 1 if step > 0 else diffs
+    bad = np.flatnonzero((diffs <= 0) | (missing < 0) | ~np.isclose((missing + 1) * step, diffs))
+    if step <= 0 or len(bad):
+        raise _irregular(times, bad, source, "fix the order of the rows; a fill only adds whole missing steps")
+    out_times, out_values, filled = [times[0]], [values[0]], []
+    for i, gap in enumerate(missing.astype(int)):
+        for j in range(1, gap + 1):
+            stamp = _stamp(times[i], t[i] + j * step)
+            share = j / (gap + 1) if how == "interpolate" else 0.0
+            out_times.append(stamp)
+            out_values.append(values[i] + share * (values[i + 1] - values[i]))
+            filled.append(stamp)
+        out_times.append(times[i + 1])
+        out_values.append(values[i + 1])
+    return out_times, np.stack(out_values), tuple(filled)
+
+
+def load_series(dataset: str, columns: tuple[str, ...] | list[str] = (), data_dir: str | Path | None = None,
+                fill: str = "none") -> Series:
     """A catalogued series dataset (checksum-verified) or a CSV file given by path."""
     if dataset not in DATASETS and (dataset.endswith(".csv") or Path(dataset).expanduser().is_file()):
         path = Path(dataset).expanduser()
         if not path.is_file():
             raise UserError(f"CSV file {dataset} does not exist; give a catalogued series dataset or a CSV path")
-        return read_series_csv(path, columns)
+        return read_series_csv(path, columns, fill)
     spec = DATASETS.get(dataset)
     if spec.meta.get("format") != "series-csv":
         raise UserError(f"dataset {dataset!r} is not a time series; choose one of: "
                         f"{', '.join(n for n in DATASETS.names() if DATASETS.get(n).meta.get('format') == 'series-csv')}"
                         " or give a CSV path")
     path = locate(spec, data_dir, [str(spec.meta["file"])])[str(spec.meta["file"])]
-    return read_series_csv(path, columns)
+    return read_series_csv(path, columns, fill)
 
 
 def split_borders(n_rows: int, borders: dict[str, list[int]] | None,

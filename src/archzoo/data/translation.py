@@ -25,10 +25,8 @@ import torch
 
 from archzoo.data.sources import DATASETS, locate
 from archzoo.errors import UserError
+from archzoo.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID
 
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-SPECIALS = (PAD, UNK, BOS, EOS)
 TOKENIZER_KINDS = ("bpe", "word")
 
 

@@ -11,7 +11,14 @@ from archzoo.layers.attention import (
     scaled_dot_product_attention_fused,
     scaled_dot_product_attention_reference,
 )
-from archzoo.layers.conv import Conv2d, conv2d_fused, conv2d_reference
+from archzoo.layers.conv import (
+    Conv2d,
+    ConvTranspose2d,
+    conv2d_fused,
+    conv2d_reference,
+    conv_transpose2d_fused,
+    conv_transpose2d_reference,
+)
 from archzoo.layers.dropout import Dropout, dropout_reference
 from archzoo.layers.impl import IMPLS, ImplSwitch, check_impl, current_impl, resolve_impl, set_impl, use_impl
 from archzoo.layers.linear import Linear, linear_reference
@@ -49,7 +56,8 @@ from archzoo.layers.transformer import TransformerDecoderLayer, TransformerEncod
 from archzoo.layers.twin import torch_nn_twin
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Linear", "MaxPool2d",
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dropout", "Linear",
+    "MaxPool2d", "conv_transpose2d_fused", "conv_transpose2d_reference",
     "adaptive_avg_pool2d_reference", "avg_pool2d_reference", "batch_norm_reference", "conv2d_fused",
     "conv2d_reference", "dropout_reference", "linear_reference", "max_pool2d_reference", "torch_nn_twin",
     "GRU", "IMPLS", "LSTM", "RNN", "ImplSwitch", "check_impl", "current_impl", "gru_cell", "lstm_cell",

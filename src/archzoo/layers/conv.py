@@ -1,13 +1,16 @@
-"""2-D convolution written from its definition (im2col + one matmul) beside PyTorch's kernel.
+"""2-D convolution and transposed convolution written from their definitions (im2col and col2im around
+one contraction) beside PyTorch's kernels.
 
-One parameter set, two paths (STYLE convention 1). ``Conv2d`` *is* a ``torch.nn.Conv2d`` (it subclasses
-it and adds only the impl switch), so ``weight`` (C_out, C_in / groups, kH, kW) and ``bias`` (C_out,),
-their initialisation and ``state_dict`` are torch.nn's by construction and ``load_state_dict(strict=True)``
-works both ways.
+One parameter set, two paths (STYLE convention 1). ``Conv2d`` *is* a ``torch.nn.Conv2d`` and
+``ConvTranspose2d`` a ``torch.nn.ConvTranspose2d`` (they subclass them and add only the impl switch), so
+``weight`` ((C_out, C_in / groups, kH, kW), transposed: (C_in, C_out / groups, kH, kW)) and ``bias``
+(C_out,), their initialisation and ``state_dict`` are torch.nn's by construction and
+``load_state_dict(strict=True)`` works both ways.
 
 - ``conv2d_reference``: gathers every receptive field into a patch tensor (im2col) and contracts it
-  with the kernel, exactly the sum in the definition;
-- ``conv2d_fused``: ``F.conv2d`` (oneDNN on CPU, cuDNN on GPU).
+  with the kernel, exactly the sum in the definition; ``conv2d_fused``: ``F.conv2d``.
+- ``conv_transpose2d_reference``: every input pixel stamps its kernel-weighted copy onto the output
+  (col2im of the contraction, the adjoint of im2col); ``conv_transpose2d_fused``: ``F.conv_transpose2d``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ def same_padding(kernel_size: Pair, dilation: Pair) -> tuple[int, int, int, int]
     (kh, kw), (dh, dw) = _pair(kernel_size), _pair(dilation)
     th, tw = dh * (kh - 1), dw * (kw - 1)
     return tw // 2, tw - tw // 2, th // 2, th - th // 2
+
+
+def check_channels(layer: str, in_channels: int, out_channels: int, groups: int, padding_mode: str) -> None:
+    """One line for a channel count, group count or padding mode the layer cannot take."""
+    if padding_mode != "zeros":
+        raise UserError(f"{layer}: only padding_mode='zeros' is implemented, got {padding_mode!r}")
+    for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{layer}: {key} must be an integer >= 1, got {value!r}")
+    if in_channels % groups or out_channels % groups:
+        raise UserError(f"{layer}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
 
 
 def conv2d_reference(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
@@ -93,14 +107,7 @@ class Conv2d(ImplSwitch, nn.Conv2d):
                  padding: Pair | str = 0, dilation: Pair = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", impl: str = "auto", device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None):
-        if padding_mode != "zeros":
-            raise UserError(f"Conv2d: only padding_mode='zeros' is implemented, got {padding_mode!r}")
-        for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"Conv2d: {key} must be an integer >= 1, got {value!r}")
-        if in_channels % groups or out_channels % groups:
-            raise UserError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
-                            f"out_channels={out_channels}")
+        check_channels("Conv2d", in_channels, out_channels, groups, padding_mode)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device, dtype)
         self.impl = impl
@@ -111,6 +118,81 @@ class Conv2d(ImplSwitch, nn.Conv2d):
             raise UserError(f"Conv2d expects input of shape (B, {self.in_channels}, H, W), got {got}")
         compute = conv2d_fused if self.resolved_impl() == "fused" else conv2d_reference
         return compute(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", impl={self.impl!r}"
+
+
+def conv_transpose2d_reference(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
+                               padding: Pair = 0, output_padding: Pair = 0, groups: int = 1,
+                               dilation: Pair = 1) -> Tensor:
+    """Transposed convolution (a "deconvolution"): the gradient of ``conv2d_reference`` with respect to its
+    input, used as a learned upsampling.
+
+    Math: out[b, o, y, x] = bias[o] + Σ_c Σ_{i,j,m,n : s_h i + d_h m - p_h = y, s_w j + d_w n - p_w = x}
+          I[b, g·C_g + c, i, j] · K[g·C_g + c, o', m, n], with g the group of output channel o and o' its
+          index in the group: every input pixel adds its value times the kernel, placed s pixels apart.
+          H_out = (H - 1) s_h - 2 p_h + d_h (kH - 1) + output_padding_h + 1 (likewise W_out).
+          col2im: C[b, (g, o', m, n), (i, j)] = Σ_c I[b, g·C_g + c, i, j] K[g·C_g + c, o', m, n], then the
+          overlapping kernel footprints are summed into the (uncropped) output by ``F.fold``, the adjoint
+          of the ``unfold`` that im2col is, and the padding is cropped off.
+    Reference: Zeiler, Krishnan, Taylor & Fergus 2010, "Deconvolutional Networks", CVPR; as the adjoint
+        of convolution: Dumoulin & Visin 2016, "A guide to convolution arithmetic for deep learning",
+        arXiv:1603.07285, Sec. 4; the DCGAN generator: Radford et al. 2015, arXiv:1511.06434.
+    Shapes: input (B, C_in, H, W), weight (C_in, C_out / groups, kH, kW), bias (C_out,) -> (B, C_out, H_out, W_out).
+    Differs from paper: none; output_padding (0 <= it < stride or dilation) picks among the output sizes
+        that a strided convolution maps to the same input size, as torch.nn does.
+    """
+    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = _pair(stride), _pair(padding), _pair(output_padding), _pair(dilation)
+    b, c_in, h, w = input.shape
+    _, out_g, kh, kw = weight.shape
+    c_g = c_in // groups
+    x = input.reshape(b, groups, c_g, h * w)
+    kernels = weight.reshape(groups, c_g, out_g * kh * kw)
+    columns = torch.einsum("bgcl,gck->bgkl", x, kernels).reshape(b, groups * out_g * kh * kw, h * w)
+    full = ((h - 1) * sh + dh * (kh - 1) + 1 + oh, (w - 1) * sw + dw * (kw - 1) + 1 + ow)
+    out = F.fold(columns, full, (kh, kw), dilation=(dh, dw), stride=(sh, sw))
+    out = out[:, :, ph:full[0] - ph, pw:full[1] - pw]
+    if bias is not None:
+        out = out + bias.to(out.dtype).view(1, -1, 1, 1)
+    return out
+
+
+def conv_transpose2d_fused(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
+                           padding: Pair = 0, output_padding: Pair = 0, groups: int = 1, dilation: Pair = 1) -> Tensor:
+    """``conv_transpose2d_reference`` computed by ``F.conv_transpose2d``; same arguments, same result."""
+    return F.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+class ConvTranspose2d(ImplSwitch, nn.ConvTranspose2d):
+    """2-D transposed convolution layer; torch.nn.ConvTranspose2d's parameters, arguments and
+    initialisation (it subclasses it).
+
+    Math: ``conv_transpose2d_reference``.
+    Reference: see ``conv_transpose2d_reference``.
+    Shapes: input (B, C_in, H, W) -> (B, C_out, H_out, W_out); ``output_size`` in forward picks the
+        output padding, as torch.nn.
+    Differs from paper: only zero padding (``padding_mode='zeros'``, the only mode torch.nn allows here).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0,
+                 output_padding: Pair = 0, groups: int = 1, bias: bool = True, dilation: Pair = 1,
+                 padding_mode: str = "zeros", impl: str = "auto", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None):
+        check_channels("ConvTranspose2d", in_channels, out_channels, groups, padding_mode)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, padding_mode, device, dtype)
+        self.impl = impl
+
+    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if not isinstance(input, Tensor) or input.dim() != 4 or input.shape[1] != self.in_channels:
+            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise UserError(f"ConvTranspose2d expects input of shape (B, {self.in_channels}, H, W), got {got}")
+        output_padding = self._output_padding(input, output_size, list(self.stride), list(self.padding),
+                                              list(self.kernel_size), 2, list(self.dilation))
+        compute = conv_transpose2d_fused if self.resolved_impl() == "fused" else conv_transpose2d_reference
+        return compute(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
+                       self.dilation)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", impl={self.impl!r}"

@@ -7,9 +7,9 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers import Conv2d, Dropout, Linear, MaxPool2d
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 from archzoo.models.blocks import IMAGENET_STEM_MIN_SIZE, check_min_size, pooled
+from archzoo.models.registry import register_model
 
 
 class AlexNet(ImageClassifier):

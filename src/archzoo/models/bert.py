@@ -16,7 +16,8 @@ from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding
 from archzoo.layers.transformer import TransformerEncoderLayer
-from archzoo.models import register_model
+from archzoo.models.registry import register_model
+from archzoo.vocab import PAD_ID
 
 POOLING = ("cls", "mean")
 
@@ -36,7 +37,7 @@ class TransformerEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, max_len: int = 128, d_model: int = 128, num_layers: int = 2,
                  num_heads: int = 4, dim_feedforward: int = 512, dropout: float = 0.1, norm_first: bool = False,
-                 pad_id: int = 0):
+                 pad_id: int = PAD_ID):
         super().__init__()
         if vocab_size < 2 or max_len < 1 or num_layers < 1:
             raise UserError("the encoder needs vocab_size >= 2 and max_len, num_layers >= 1")
@@ -120,8 +121,8 @@ class BertClassifier(SequenceClassifier):
 @register_model("bert_classifier")
 def bert_classifier(vocab_size: int = 1000, num_classes: int = 2, max_len: int = 128, d_model: int = 128,
                     num_layers: int = 2, num_heads: int = 4, dim_feedforward: int = 512, dropout: float = 0.1,
-                    norm_first: bool = False, pooling: str = "mean") -> BertClassifier:
+                    norm_first: bool = False, pooling: str = "mean", pad_id: int = PAD_ID) -> BertClassifier:
     """A small BERT-style encoder (2 layers, width 128) with a mean-pooled classification head."""
     encoder = TransformerEncoder(vocab_size, max_len, d_model, num_layers, num_heads, dim_feedforward, dropout,
-                                 norm_first, pad_id=0)
+                                 norm_first, pad_id)
     return BertClassifier(encoder, num_classes, pooling, dropout)

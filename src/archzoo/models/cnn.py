@@ -11,8 +11,8 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers import AvgPool2d, Conv2d, Dropout, Linear, MaxPool2d
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
+from archzoo.models.registry import register_model
 
 
 class SimpleCNN(ImageClassifier):

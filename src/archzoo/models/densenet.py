@@ -7,9 +7,9 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout
 from archzoo.models.blocks import check_min_size, he_init
+from archzoo.models.registry import register_model
 
 
 class Bottleneck(nn.Module):

@@ -30,7 +30,7 @@ from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding
 from archzoo.layers.recurrent import GRU, LSTM, RNN
 from archzoo.layers.transformer import TransformerEncoderLayer
-from archzoo.models import register_model
+from archzoo.models.registry import register_model
 
 NORMS = ("revin", "last", "none")
 DECODERS = ("direct", "autoregressive")

@@ -3,7 +3,9 @@
 A ``GAN`` module holds a ``generator`` and a ``discriminator``; the image-generation task trains
 them with one optimizer each (STYLE.md convention 5) and owns the losses and the sampling. The
 module's own ``forward`` is the whole graph the generator loss is computed on, D(G(z)), so the
-generic tests and ``archzoo info`` see every layer of both networks.
+generic tests and ``archzoo info`` see every layer of both networks. Both are built from archzoo's
+layers (``Linear``, ``Conv2d``, ``ConvTranspose2d``, batch norm, dropout), so ``impl`` switches them
+to the reference paths like every other family.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from archzoo.errors import UserError
-from archzoo.models import register_model
+from archzoo.layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Linear
 from archzoo.models.base import check_dropout, check_widths
+from archzoo.models.registry import register_model
 
 
 def with_labels(h: torch.Tensor, y: torch.Tensor | None, num_classes: int) -> torch.Tensor:
@@ -42,9 +45,9 @@ class MLPGenerator(nn.Module):
         widths = [latent_dim + num_classes, *hidden_sizes]
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            norm = [nn.BatchNorm1d(fan_out)] if batch_norm and i > 0 else []
-            layers += [nn.Linear(fan_in, fan_out), *norm, nn.LeakyReLU(0.2, inplace=True)]
-        layers += [nn.Linear(widths[-1], math.prod(image_shape)), nn.Tanh()]
+            norm = [BatchNorm1d(fan_out)] if batch_norm and i > 0 else []
+            layers += [Linear(fan_in, fan_out), *norm, nn.LeakyReLU(0.2, inplace=True)]
+        layers += [Linear(widths[-1], math.prod(image_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,8 +64,8 @@ class MLPDiscriminator(nn.Module):
         widths = [math.prod(image_shape) + num_classes, *hidden_sizes]
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-            layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout)]
-        layers.append(nn.Linear(widths[-1], 1))
+            layers += [Linear(fan_in, fan_out), nn.LeakyReLU(0.2, inplace=True), Dropout(dropout)]
+        layers.append(Linear(widths[-1], 1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,18 +128,18 @@ class DCGANGenerator(nn.Module):
         self.num_classes = num_classes
         base, k = dcgan_depth(image_shape[1])
         self.start = (channels * 2 ** (k - 1), base, base)
-        self.project = nn.Sequential(nn.Linear(latent_dim + num_classes, math.prod(self.start), bias=False),
-                                     nn.BatchNorm1d(math.prod(self.start)), nn.ReLU(inplace=True))
+        self.project = nn.Sequential(Linear(latent_dim + num_classes, math.prod(self.start), bias=False),
+                                     BatchNorm1d(math.prod(self.start)), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
         width = self.start[0]
         if base_conv:
-            layers += [nn.ConvTranspose2d(width, width, 5, 1, 2, bias=False), nn.BatchNorm2d(width),
+            layers += [ConvTranspose2d(width, width, 5, 1, 2, bias=False), BatchNorm2d(width),
                        nn.ReLU(inplace=True)]
         for _ in range(k - 1):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+            layers += [ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), BatchNorm2d(width // 2),
                        nn.ReLU(inplace=True)]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, image_shape[0], 4, 2, 1), nn.Tanh()]
+        layers += [ConvTranspose2d(width, image_shape[0], 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -156,17 +159,17 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         base, k = dcgan_depth(image_shape[1])
-        layers: list[nn.Module] = [nn.Conv2d(image_shape[0] + num_classes, channels, 4, 2, 1),
+        layers: list[nn.Module] = [Conv2d(image_shape[0] + num_classes, channels, 4, 2, 1),
                                    nn.LeakyReLU(0.2, inplace=True)]
         width = channels
         for _ in range(k - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
+            layers += [Conv2d(width, width * 2, 4, 2, 1, bias=False), BatchNorm2d(width * 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             width *= 2
         if minibatch_std >= 0:
             layers.append(MinibatchStd(minibatch_std))
             width += 1
-        layers += [nn.Flatten(), nn.Linear(width * base * base, 1)]
+        layers += [nn.Flatten(), Linear(width * base * base, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -7,9 +7,9 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers import AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout
 from archzoo.models.blocks import IMAGENET_STEM_MIN_SIZE, check_min_size, conv_bn_relu, he_init
+from archzoo.models.registry import register_model
 
 # Szegedy et al. 2015, Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj; "M" = 3x3/2 max pool
 INCEPTIONS = (

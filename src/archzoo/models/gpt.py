@@ -20,7 +20,7 @@ from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from archzoo.layers.transformer import TransformerEncoderLayer
-from archzoo.models import register_model
+from archzoo.models.registry import register_model
 
 POSITIONS = ("learned", "sinusoidal", "rotary")
 

@@ -23,7 +23,7 @@ from archzoo.layers.hopfield import (
     synchronous_update,
 )
 from archzoo.layers.impl import ImplSwitch
-from archzoo.models import register_model
+from archzoo.models.registry import register_model
 
 RULES = {"hebbian": hebbian_weights, "storkey": storkey_weights}
 UPDATES = ("async", "sync")

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from archzoo.layers import Dropout, Linear
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
+from archzoo.models.registry import register_model
 
 
 class MLP(ImageClassifier):

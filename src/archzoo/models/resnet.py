@@ -8,9 +8,9 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier
 from archzoo.models.blocks import IMAGENET_STEM_MIN_SIZE, check_min_size, conv_bn_relu, he_init
+from archzoo.models.registry import register_model
 
 SHORTCUTS = ("A", "B", "none")
 

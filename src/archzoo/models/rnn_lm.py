@@ -7,7 +7,7 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers.recurrent import GRU, LSTM, RNN
-from archzoo.models import register_model
+from archzoo.models.registry import register_model
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 

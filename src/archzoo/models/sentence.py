@@ -1,6 +1,6 @@
 """Sentence classifiers over padded word ids: Kim's CNN, bidirectional LSTM / GRU, and NBSVM.
 
-Every model takes ids (B, T), right-padded with ``PAD_ID`` = 0, derives its padding mask from them and
+Every model takes ids (B, T), right-padded with its ``pad_id`` (0), derives its padding mask from them and
 returns logits (B, num_classes); padding never changes a sentence's logits (tested). ``bert_classifier``
 (models/bert.py) follows the same contract.
 """
@@ -11,30 +11,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archzoo.data.sentences import PAD_ID
 from archzoo.errors import UserError
 from archzoo.layers import GRU, LSTM, Conv2d, Dropout, Linear
-from archzoo.models import register_model
 from archzoo.models.base import check_dropout, check_widths
+from archzoo.models.registry import register_model
+from archzoo.vocab import PAD_ID
 
 POOLING = ("max", "last")
 
 
-def check_ids(name: str, ids: Tensor) -> Tensor:
+def check_ids(name: str, ids: Tensor, pad_id: int) -> Tensor:
     """The padding mask (B, T) of a batch of ids; malformed batches raise one line."""
     if ids.dim() != 2 or ids.dtype != torch.long:
         raise UserError(f"{name} takes word ids of shape (B, T) (int64), got {tuple(ids.shape)} {ids.dtype}")
-    mask = ids != PAD_ID
+    mask = ids != pad_id
     if not mask[:, 0].all():
         raise UserError(f"{name}: every sentence needs at least one word, padded on the right")
     return mask
 
 
-def example_ids(vocab_size: int, batch_size: int, length: int = 9) -> Tensor:
+def example_ids(vocab_size: int, batch_size: int, pad_id: int, length: int = 9) -> Tensor:
     """A random padded batch: row 0 is full, the others end early (lengths cycle through 1..length)."""
-    ids = torch.randint(PAD_ID + 1, vocab_size, (batch_size, length))
+    ids = torch.randint(0, vocab_size - 1, (batch_size, length))
+    ids = ids + (ids >= pad_id).long()  # every id but pad_id is a word
     lengths = torch.tensor([length] + [1 + (b * 3) % length for b in range(1, batch_size)])[:batch_size]
-    return ids.masked_fill(torch.arange(length)[None] >= lengths[:, None], PAD_ID)
+    return ids.masked_fill(torch.arange(length)[None] >= lengths[:, None], pad_id)
 
 
 class TextCNN(nn.Module):
@@ -53,8 +54,9 @@ class TextCNN(nn.Module):
     """
 
     def __init__(self, vocab_size: int, num_classes: int, embedding_dim: int, widths: tuple[int, ...],
-                 num_maps: int, dropout: float, max_norm: float):
+                 num_maps: int, dropout: float, max_norm: float, pad_id: int):
         super().__init__()
+        self.pad_id = pad_id
         if vocab_size < 3 or num_classes < 2 or embedding_dim < 1 or not widths:
             raise UserError("textcnn needs vocab_size >= 3, num_classes >= 2, embedding_dim >= 1 and some widths")
         check_widths("textcnn", "widths and num_maps", (*widths, num_maps))
@@ -62,10 +64,10 @@ class TextCNN(nn.Module):
         if max_norm < 0:
             raise UserError(f"textcnn: max_norm must be >= 0 (0: off), got {max_norm}")
         self.vocab_size, self.widths, self.max_norm = vocab_size, tuple(widths), max_norm
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         nn.init.uniform_(self.embedding.weight, -0.25, 0.25)  # Kim's CNN-rand initialisation
         with torch.no_grad():
-            self.embedding.weight[PAD_ID].zero_()
+            self.embedding.weight[pad_id].zero_()
         # a width-h filter spans h words and the whole embedding: the k embedding components are the
         # channels of a (T, 1) "image". (Kim's code convolves a one-channel (T, k) image with (h, k)
         # filters, the same function; PyTorch's CPU kernel for that layout returned NaN weight gradients
@@ -75,10 +77,10 @@ class TextCNN(nn.Module):
         self.output = Linear(num_maps * len(widths), num_classes)
 
     def forward(self, ids: Tensor) -> Tensor:
-        mask = check_ids("textcnn", ids)
+        mask = check_ids("textcnn", ids, self.pad_id)
         lengths = mask.sum(1)
         pad = max(self.widths) - 1
-        x = self.embedding(F.pad(ids, (pad, pad), value=PAD_ID)).transpose(1, 2).unsqueeze(3)  # (B, k, T + 2 pad, 1)
+        x = self.embedding(F.pad(ids, (pad, pad), value=self.pad_id)).transpose(1, 2).unsqueeze(3)  # (B, k, T + 2 pad, 1)
         pooled = []
         for h, conv in zip(self.widths, self.convs, strict=True):
             c = conv(x).squeeze(3)  # (B, maps, T + 2 pad - h + 1)
@@ -93,7 +95,7 @@ class TextCNN(nn.Module):
         return self.output(self.dropout(torch.cat(pooled, 1)))
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
-        return (example_ids(self.vocab_size, batch_size),)
+        return (example_ids(self.vocab_size, batch_size, self.pad_id),)
 
 
 class RecurrentClassifier(nn.Module):
@@ -108,8 +110,9 @@ class RecurrentClassifier(nn.Module):
     """
 
     def __init__(self, cell: str, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int,
-                 num_layers: int, dropout: float, pooling: str):
+                 num_layers: int, dropout: float, pooling: str, pad_id: int):
         super().__init__()
+        self.pad_id = pad_id
         name = f"bi{cell}_classifier"
         if vocab_size < 3 or num_classes < 2:
             raise UserError(f"{name} needs vocab_size >= 3 and num_classes >= 2")
@@ -118,14 +121,14 @@ class RecurrentClassifier(nn.Module):
         if pooling not in POOLING:
             raise UserError(f"{name}: pooling must be one of {', '.join(POOLING)}, got {pooling!r}")
         self.name, self.vocab_size, self.pooling = name, vocab_size, pooling
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.rnn = {"lstm": LSTM, "gru": GRU}[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
                                                     dropout=dropout if num_layers > 1 else 0.0, bidirectional=True)
         self.dropout = Dropout(dropout)
         self.output = Linear(2 * hidden_size, num_classes)
 
     def forward(self, ids: Tensor) -> Tensor:
-        mask = check_ids(self.name, ids)
+        mask = check_ids(self.name, ids, self.pad_id)
         out, state = self.rnn(self.dropout(self.embedding(ids)), lengths=mask.sum(1))
         if self.pooling == "max":
             pooled = out.masked_fill(~mask[..., None], float("-inf")).amax(1)
@@ -135,7 +138,7 @@ class RecurrentClassifier(nn.Module):
         return self.output(self.dropout(pooled))
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
-        return (example_ids(self.vocab_size, batch_size),)
+        return (example_ids(self.vocab_size, batch_size, self.pad_id),)
 
 
 class NBSVM(nn.Module):
@@ -157,8 +160,10 @@ class NBSVM(nn.Module):
         classes; bigrams hashed (collisions possible) because the model sees word ids, not bigram ids.
     """
 
-    def __init__(self, vocab_size: int, num_classes: int, bigram_buckets: int, alpha: float, dropout: float):
+    def __init__(self, vocab_size: int, num_classes: int, bigram_buckets: int, alpha: float, dropout: float,
+                 pad_id: int):
         super().__init__()
+        self.pad_id = pad_id
         if vocab_size < 3 or num_classes < 2 or bigram_buckets < 1 or alpha <= 0:
             raise UserError("nbsvm needs vocab_size >= 3, num_classes >= 2, bigram_buckets >= 1 and alpha > 0")
         check_dropout("nbsvm", dropout)
@@ -171,7 +176,7 @@ class NBSVM(nn.Module):
 
     def ngrams(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """Distinct n-gram ids (B, F) and their mask (B, F): binarised features."""
-        mask = check_ids("nbsvm", ids)
+        mask = check_ids("nbsvm", ids, self.pad_id)
         bigrams = self.vocab_size + (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % self.bigram_buckets
         grams = torch.cat([ids, bigrams], 1).masked_fill(~torch.cat([mask, mask[:, 1:]], 1), -1)
         grams = grams.sort(1).values
@@ -204,33 +209,37 @@ class NBSVM(nn.Module):
         return contrib.sum(1) * scale + self.bias
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
-        return (example_ids(self.vocab_size, batch_size),)
+        return (example_ids(self.vocab_size, batch_size, self.pad_id),)
 
 
 @register_model("textcnn")
 def textcnn(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 300,
             widths: tuple[int, ...] = (3, 4, 5), num_maps: int = 100, dropout: float = 0.5,
-            max_norm: float = 3.0) -> TextCNN:
+            max_norm: float = 3.0, pad_id: int = PAD_ID) -> TextCNN:
     """Kim 2014 CNN-rand: widths 3, 4, 5 x 100 maps, ReLU, max-over-time pooling, dropout 0.5, max-norm 3."""
-    return TextCNN(vocab_size, num_classes, embedding_dim, widths, num_maps, dropout, max_norm)
+    return TextCNN(vocab_size, num_classes, embedding_dim, widths, num_maps, dropout, max_norm, pad_id)
 
 
 @register_model("bilstm_classifier")
 def bilstm_classifier(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 300, hidden_size: int = 150,
-                      num_layers: int = 1, dropout: float = 0.5, pooling: str = "max") -> RecurrentClassifier:
+                      num_layers: int = 1, dropout: float = 0.5, pooling: str = "max",
+                      pad_id: int = PAD_ID) -> RecurrentClassifier:
     """Bidirectional LSTM with max pooling over time (Conneau et al. 2017's encoder, one layer)."""
-    return RecurrentClassifier("lstm", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout, pooling)
+    return RecurrentClassifier("lstm", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout,
+                               pooling, pad_id)
 
 
 @register_model("bigru_classifier")
 def bigru_classifier(vocab_size: int = 1000, num_classes: int = 2, embedding_dim: int = 300, hidden_size: int = 150,
-                     num_layers: int = 1, dropout: float = 0.5, pooling: str = "max") -> RecurrentClassifier:
+                     num_layers: int = 1, dropout: float = 0.5, pooling: str = "max",
+                      pad_id: int = PAD_ID) -> RecurrentClassifier:
     """Bidirectional GRU with max pooling over time."""
-    return RecurrentClassifier("gru", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout, pooling)
+    return RecurrentClassifier("gru", vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout,
+                               pooling, pad_id)
 
 
 @register_model("nbsvm")
 def nbsvm(vocab_size: int = 1000, num_classes: int = 2, bigram_buckets: int = 1 << 18, alpha: float = 1.0,
-          dropout: float = 0.0) -> NBSVM:
+          dropout: float = 0.0, pad_id: int = PAD_ID) -> NBSVM:
     """Wang & Manning 2012 NBSVM-bi in logistic-regression form (uni+bigrams, NB log-count ratios)."""
-    return NBSVM(vocab_size, num_classes, bigram_buckets, alpha, dropout)
+    return NBSVM(vocab_size, num_classes, bigram_buckets, alpha, dropout, pad_id)

@@ -9,7 +9,7 @@ The contract (tasks/translation.py trains through it, tasks/decoding.py decodes 
   ``step(memory, state, tokens (B,), need_weights)`` -> (logits (B, V), new state, attention weights
   or None): one decoder step, for greedy and beam search.
 Memory and state are tuples of batch-first tensors, so a beam search reorders them with one
-``index_select`` each (``select_rows``). Ids: ``PAD_ID`` pads on the right, the source ends in EOS,
+``index_select`` each (``select_rows``). Ids: ``pad_id`` pads on the right, the source ends in EOS,
 ``tgt_in`` starts with BOS (data/translation.py).
 """
 
@@ -20,15 +20,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from archzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 from archzoo.errors import UserError
 from archzoo.layers import GRU, LSTM, Dropout, Linear
 from archzoo.layers.attention import AdditiveAttention
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import SinusoidalPositionalEncoding
 from archzoo.layers.transformer import TransformerDecoderLayer, TransformerEncoderLayer
-from archzoo.models import register_model
 from archzoo.models.base import check_dropout, check_widths
+from archzoo.models.registry import register_model
+from archzoo.vocab import BOS_ID, EOS_ID, PAD_ID
 
 Tensors = tuple[Tensor, ...]
 
@@ -69,12 +69,17 @@ class EncoderDecoder(nn.Module):
 
     attention_kind = "none"  # "additive" (weights (B, S) per step) | "multihead" ((B, L, H, S)) | "none"
 
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int):
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
         super().__init__()
         if min(src_vocab_size, tgt_vocab_size) < 5:
             raise UserError(f"{type(self).__name__} needs vocabularies of >= 5 ids (4 specials and a word), "
                             f"got {src_vocab_size} and {tgt_vocab_size}")
+        ids = (pad_id, bos_id, eos_id)
+        if len(set(ids)) != 3 or min(ids) < 0 or max(ids) >= min(src_vocab_size, tgt_vocab_size):
+            raise UserError(f"{type(self).__name__}: pad_id, bos_id and eos_id must be distinct ids of both vocabularies, "
+                            f"got {ids}")
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
 
     def check_ids(self, ids: Tensor, vocab_size: int, what: str) -> Tensor:
         """The padding mask (B, L) of right-padded ids; malformed ids raise one line."""
@@ -84,7 +89,7 @@ class EncoderDecoder(nn.Module):
         if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
             raise UserError(f"{what} ids must lie in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]; "
                             "was the input encoded with this run's tokenizer?")
-        mask = ids != PAD_ID
+        mask = ids != self.pad_id
         if not mask[:, 0].all():
             raise UserError(f"every {what} sentence needs at least one token, padded on the right")
         return mask
@@ -126,12 +131,13 @@ class EncoderDecoder(nn.Module):
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor, Tensor]:
         """Random sources (row 0 full, the others shorter, each ending in EOS) and BOS-led targets."""
         S, T = 7, 6
-        src = torch.randint(EOS_ID + 1, self.src_vocab_size, (batch_size, S))
+        first_word = max(self.pad_id, self.bos_id, self.eos_id) + 1
+        src = torch.randint(first_word, self.src_vocab_size, (batch_size, S))
         lengths = torch.tensor([S] + [2 + (b * 2) % (S - 1) for b in range(1, batch_size)])[:batch_size]
-        src[torch.arange(batch_size), lengths - 1] = EOS_ID
-        src = src.masked_fill(torch.arange(S)[None] >= lengths[:, None], PAD_ID)
-        tgt = torch.randint(EOS_ID + 1, self.tgt_vocab_size, (batch_size, T))
-        tgt[:, 0] = BOS_ID
+        src[torch.arange(batch_size), lengths - 1] = self.eos_id
+        src = src.masked_fill(torch.arange(S)[None] >= lengths[:, None], self.pad_id)
+        tgt = torch.randint(first_word, self.tgt_vocab_size, (batch_size, T))
+        tgt[:, 0] = self.bos_id
         return src, tgt
 
 
@@ -152,11 +158,11 @@ class LSTMSeq2Seq(EncoderDecoder):
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, hidden_size: int,
-                 num_layers: int, dropout: float, reverse_source: bool):
-        super().__init__(src_vocab_size, tgt_vocab_size)
+                 num_layers: int, dropout: float, reverse_source: bool, pad_id: int, bos_id: int, eos_id: int):
+        super().__init__(src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id)
         self.reverse_source = reverse_source
-        self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=pad_id)
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=pad_id)
         inner = dropout if num_layers > 1 else 0.0
         self.encoder = LSTM(embedding_dim, hidden_size, num_layers, dropout=inner)
         self.decoder = LSTM(embedding_dim, hidden_size, num_layers, dropout=inner)
@@ -167,7 +173,7 @@ class LSTMSeq2Seq(EncoderDecoder):
         lengths = source_lengths(self.check_ids(src, self.src_vocab_size, "source"))
         if self.reverse_source:  # position i of row b reads token lengths[b] - 1 - i (padding stays put)
             index = lengths[:, None] - 1 - torch.arange(src.shape[1], device=src.device)[None]
-            src = torch.where(index >= 0, src.gather(1, index.clamp(min=0)), PAD_ID)
+            src = torch.where(index >= 0, src.gather(1, index.clamp(min=0)), self.pad_id)
         _, (h, c) = self.encoder(self.dropout(self.src_embedding(src)), lengths=lengths)
         return h.transpose(0, 1), c.transpose(0, 1)
 
@@ -203,10 +209,10 @@ class GRUContextSeq2Seq(EncoderDecoder):
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, hidden_size: int, dropout: float,
-                 maxout_size: int):
-        super().__init__(src_vocab_size, tgt_vocab_size)
-        self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
+                 maxout_size: int, pad_id: int, bos_id: int, eos_id: int):
+        super().__init__(src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id)
+        self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=pad_id)
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=pad_id)
         self.encoder = GRU(embedding_dim, hidden_size)
         self.init_state = Linear(hidden_size, hidden_size)
         self.decoder = GRU(embedding_dim + hidden_size, hidden_size)
@@ -254,11 +260,12 @@ class AttentionSeq2Seq(EncoderDecoder):
     attention_kind = "additive"
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int, encoder_hidden_size: int,
-                 decoder_hidden_size: int, attention_size: int, dropout: float, maxout_size: int):
-        super().__init__(src_vocab_size, tgt_vocab_size)
+                 decoder_hidden_size: int, attention_size: int, dropout: float, maxout_size: int, pad_id: int,
+                 bos_id: int, eos_id: int):
+        super().__init__(src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id)
         annotation = 2 * encoder_hidden_size
-        self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=PAD_ID)
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=pad_id)
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_dim, padding_idx=pad_id)
         self.encoder = GRU(embedding_dim, encoder_hidden_size, bidirectional=True)
         self.init_state = Linear(encoder_hidden_size, decoder_hidden_size)
         self.attention = AdditiveAttention(decoder_hidden_size, annotation, attention_size)
@@ -325,13 +332,13 @@ class TransformerSeq2Seq(EncoderDecoder):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int, num_encoder_layers: int,
                  num_decoder_layers: int, num_heads: int, dim_feedforward: int, dropout: float, norm_first: bool,
-                 tie_embeddings: bool):
-        super().__init__(src_vocab_size, tgt_vocab_size)
+                 tie_embeddings: bool, pad_id: int, bos_id: int, eos_id: int):
+        super().__init__(src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id)
         if num_encoder_layers < 1 or num_decoder_layers < 1:
             raise UserError("transformer_seq2seq needs num_encoder_layers and num_decoder_layers >= 1")
         self.d_model, self.scale = d_model, math.sqrt(d_model)
-        self.src_embedding = nn.Embedding(src_vocab_size, d_model, padding_idx=PAD_ID)
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=PAD_ID)
+        self.src_embedding = nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
         self.position = SinusoidalPositionalEncoding(d_model)
         self.dropout = Dropout(dropout)
         self.encoder_layers = nn.ModuleList(
@@ -348,7 +355,7 @@ class TransformerSeq2Seq(EncoderDecoder):
                 nn.init.xavier_uniform_(p)
         for embedding in (self.src_embedding, self.tgt_embedding):  # N(0, D^-1/2): unit scale after √D
             nn.init.normal_(embedding.weight, std=d_model ** -0.5)
-            nn.init.zeros_(embedding.weight[PAD_ID])
+            nn.init.zeros_(embedding.weight[pad_id])
         if tie_embeddings:
             self.out.weight = self.tgt_embedding.weight
 
@@ -403,39 +410,44 @@ def check_maxout(name: str, maxout_size: int) -> None:
 
 @register_model("seq2seq_lstm")
 def seq2seq_lstm(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embedding_dim: int = 256,
-                 hidden_size: int = 512, num_layers: int = 2, dropout: float = 0.5, reverse_source: bool = True
-                 ) -> LSTMSeq2Seq:
+                 hidden_size: int = 512, num_layers: int = 2, dropout: float = 0.5, reverse_source: bool = True,
+                 pad_id: int = PAD_ID, bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> LSTMSeq2Seq:
     """Sutskever et al. 2014 at bentrevett/pytorch-seq2seq's size (2 x 512 LSTMs, embeddings 256)."""
     check_sizes("seq2seq_lstm", embedding_dim, (hidden_size, num_layers), dropout)
-    return LSTMSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, num_layers, dropout, reverse_source)
+    return LSTMSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, num_layers, dropout, reverse_source,
+                       pad_id, bos_id, eos_id)
 
 
 @register_model("seq2seq_gru_context")
 def seq2seq_gru_context(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embedding_dim: int = 256,
-                        hidden_size: int = 512, dropout: float = 0.5, maxout_size: int = 500) -> GRUContextSeq2Seq:
+                        hidden_size: int = 512, dropout: float = 0.5, maxout_size: int = 500, pad_id: int = PAD_ID,
+                        bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> GRUContextSeq2Seq:
     """Cho et al. 2014's encoder-decoder with the context fed to every decoder step and the output."""
     check_sizes("seq2seq_gru_context", embedding_dim, (hidden_size,), dropout)
     check_maxout("seq2seq_gru_context", maxout_size)
-    return GRUContextSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, dropout, maxout_size)
+    return GRUContextSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, dropout, maxout_size, pad_id,
+                             bos_id, eos_id)
 
 
 @register_model("seq2seq_attention")
 def seq2seq_attention(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, embedding_dim: int = 256,
                       encoder_hidden_size: int = 512, decoder_hidden_size: int = 512, attention_size: int = 512,
-                      dropout: float = 0.5, maxout_size: int = 500) -> AttentionSeq2Seq:
+                      dropout: float = 0.5, maxout_size: int = 500, pad_id: int = PAD_ID, bos_id: int = BOS_ID,
+                      eos_id: int = EOS_ID) -> AttentionSeq2Seq:
     """Bahdanau et al. 2015: bidirectional GRU encoder, additive attention, GRU decoder, maxout output."""
     check_sizes("seq2seq_attention", embedding_dim, (encoder_hidden_size, decoder_hidden_size, attention_size), dropout)
     check_maxout("seq2seq_attention", maxout_size)
     return AttentionSeq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim, encoder_hidden_size, decoder_hidden_size,
-                            attention_size, dropout, maxout_size)
+                            attention_size, dropout, maxout_size, pad_id, bos_id, eos_id)
 
 
 @register_model("transformer_seq2seq")
 def transformer_seq2seq(src_vocab_size: int = 8000, tgt_vocab_size: int = 8000, d_model: int = 256,
                         num_encoder_layers: int = 3, num_decoder_layers: int = 3, num_heads: int = 8,
                         dim_feedforward: int = 512, dropout: float = 0.1, norm_first: bool = False,
-                        tie_embeddings: bool = True) -> TransformerSeq2Seq:
+                        tie_embeddings: bool = True, pad_id: int = PAD_ID, bos_id: int = BOS_ID,
+                        eos_id: int = EOS_ID) -> TransformerSeq2Seq:
     """Vaswani et al. 2017 at the ANCHORS size: 3 + 3 layers, width 256, 8 heads, feed-forward 512."""
     check_sizes("transformer_seq2seq", d_model, (num_heads, dim_feedforward), dropout)
     return TransformerSeq2Seq(src_vocab_size, tgt_vocab_size, d_model, num_encoder_layers, num_decoder_layers,
-                              num_heads, dim_feedforward, dropout, norm_first, tie_embeddings)
+                              num_heads, dim_feedforward, dropout, norm_first, tie_embeddings, pad_id, bos_id, eos_id)

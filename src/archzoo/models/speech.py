@@ -26,9 +26,9 @@ from archzoo.layers import (
     TransformerEncoderLayer,
 )
 from archzoo.layers.spectral import frame_mask
-from archzoo.models import register_model
 from archzoo.models.base import check_dropout, check_widths
 from archzoo.models.blocks import conv_bn_relu, he_init
+from archzoo.models.registry import register_model
 
 POOLING = ("mean", "max", "last")
 

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from archzoo.layers import Dropout, Linear, MaxPool2d
-from archzoo.models import register_model
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 from archzoo.models.blocks import conv_bn_relu, he_init, pooled
+from archzoo.models.registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1: conv widths, "M" = 2x2 max pool with stride 2
 CONFIGS = {

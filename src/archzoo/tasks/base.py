@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from archzoo.registry import Registry
+
+if TYPE_CHECKING:
+    from archzoo.training.trainer import TrainStep
 
 
 class Task:
@@ -26,6 +29,7 @@ class Task:
     def __init__(self, cfg: Any, data_dir: str | Path | None = None):
         self.cfg = cfg
         self.data_dir = data_dir
+        self.notices: list[str] = []  # one-line facts about the data a user should know (the CLI prints them)
 
     def resolved_config(self) -> Any:
         """The task config with everything derived from the data filled in (a vocabulary), so the
@@ -81,16 +85,27 @@ class Task:
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         raise NotImplementedError
 
+    def verify_data(self) -> None:
+        """Check every catalogued file the run will read, test split included, before training starts
+        (a corrupt test file found after an hour of training loses the hour). Default: all files of
+        the catalogue entry ``cfg.dataset``, when it names one."""
+        from archzoo.data.sources import DATASETS, locate
+
+        name = getattr(self.cfg, "dataset", None)
+        if isinstance(name, str) and name in DATASETS:
+            locate(DATASETS.get(name), self.data_dir)
+
     def optimizer_phases(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         """The phases of one training step, in order: a name and the module whose parameters that
         phase's own optimizer updates. Default: one phase over the whole model; a GAN has two, the
-        discriminator's then the generator's. The trainer runs each phase on the step's batches
-        (``phase_loss``, backward, clip, optimizer step) before the next one starts."""
+        discriminator's then the generator's (see ``training_step``)."""
         return [("model", model)]
 
-    def phase_loss(self, phase: str, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The loss of one phase on one batch; with the default single phase, ``loss``."""
-        return self.loss(model, batch)
+    def training_step(self, step: TrainStep) -> list[torch.Tensor]:
+        """One optimizer step: run each phase through ``step.optimize(phase, loss_of_batch)`` in order and
+        return their summed losses. Default: one phase minimising ``loss`` on the model (its DDP wrapper
+        under torchrun, ``step.module(0)``)."""
+        return [step.optimize(0, lambda batch: self.loss(step.module(0), batch))]
 
     def after_evaluation(self, model: nn.Module, out_dir: Path, step: int, epoch: int) -> None:
         """Called by the main process after each validation, before the checkpoint is saved (a GAN

@@ -2,7 +2,7 @@
 
 Both run over the ``EncoderDecoder`` contract (models/seq2seq.py): ``encode`` once per source,
 then ``step`` once per output position for the whole batch (and, in beam search, all its beams).
-A hypothesis ends at EOS; finished rows are padded with ``PAD_ID`` while the others continue.
+A hypothesis ends at the model's EOS id; finished rows are padded with its padding id while the others continue.
 """
 
 from __future__ import annotations
@@ -12,26 +12,27 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from archzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 from archzoo.errors import UserError
 from archzoo.models.seq2seq import EncoderDecoder, select_rows
 
 
 @dataclass
 class Decoded:
-    """Decoder output per source: ``tokens`` (B, T) ending in EOS (unless cut at the maximum length),
-    right-padded with PAD_ID; ``scores`` (B,) the summed log-probabilities; ``attention`` (B, T, ...)
+    """Decoder output per source: ``tokens`` (B, T) ending in ``eos_id`` (unless cut at the maximum length),
+    right-padded with ``pad_id``; ``scores`` (B,) the summed log-probabilities; ``attention`` (B, T, ...)
     the model's attention weights at each output step, when asked for."""
 
     tokens: Tensor
     scores: Tensor
+    pad_id: int
+    eos_id: int
     attention: Tensor | None = None
 
     def rows(self) -> list[list[int]]:
         """Each hypothesis as ids without EOS and padding."""
         out = []
         for row in self.tokens.tolist():
-            out.append(row[:row.index(EOS_ID)] if EOS_ID in row else [t for t in row if t != PAD_ID])
+            out.append(row[:row.index(self.eos_id)] if self.eos_id in row else [t for t in row if t != self.pad_id])
         return out
 
 
@@ -41,11 +42,11 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
     return ((5.0 + lengths.float()) / 6.0) ** alpha
 
 
-def next_token_log_probs(logits: Tensor) -> Tensor:
+def next_token_log_probs(model: EncoderDecoder, logits: Tensor) -> Tensor:
     """log p(y_t | y_<t, x) in float32, with padding and BOS ruled out (a trained model gives them almost
     no mass; an untrained one may, and a hypothesis must not end or restart through them)."""
     log_probs = logits.float().log_softmax(-1)
-    log_probs[:, [PAD_ID, BOS_ID]] = float("-inf")
+    log_probs[:, [model.pad_id, model.bos_id]] = float("-inf")
     return log_probs
 
 
@@ -72,21 +73,21 @@ def greedy_decode(model: EncoderDecoder, src: Tensor, max_len: int | Tensor, nee
     limits = row_limits(max_len, B, src.device)
     memory = model.encode(src)
     state = model.start(memory)
-    tokens = torch.full((B,), BOS_ID, dtype=torch.long, device=src.device)
+    tokens = torch.full((B,), model.bos_id, dtype=torch.long, device=src.device)
     finished = torch.zeros(B, dtype=torch.bool, device=src.device)
     scores = torch.zeros(B, device=src.device)
     out, weights = [], []
     for t in range(int(limits.max())):
         logits, state, w = model.step(memory, state, tokens, need_weights)
-        log_probs = next_token_log_probs(logits)
-        tokens = log_probs.argmax(-1).masked_fill(finished, PAD_ID)
+        log_probs = next_token_log_probs(model, logits)
+        tokens = log_probs.argmax(-1).masked_fill(finished, model.pad_id)
         scores += log_probs.gather(1, tokens[:, None])[:, 0].masked_fill(finished, 0.0)
         out.append(tokens)
         weights.append(w)
-        finished |= (tokens == EOS_ID) | (limits <= t + 1)
+        finished |= (tokens == model.eos_id) | (limits <= t + 1)
         if bool(finished.all()):
             break
-    return Decoded(torch.stack(out, dim=1), scores, _stack(weights))
+    return Decoded(torch.stack(out, dim=1), scores, model.pad_id, model.eos_id, _stack(weights))
 
 
 @torch.no_grad()
@@ -112,17 +113,17 @@ def beam_search(model: EncoderDecoder, src: Tensor, beam_size: int, max_len: int
     state = model.start(memory)
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start as the same empty prefix: expand only the first
-    tokens = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
+    tokens = torch.full((B * K,), model.bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(B * K, dtype=torch.bool, device=device)
     history = torch.empty(B * K, 0, dtype=torch.long, device=device)
     attention: Tensor | None = None
     base = (torch.arange(B, device=device) * K)[:, None]
     for t in range(int(limits.max())):
         logits, state, w = model.step(memory, state, tokens, need_weights)
-        log_probs = next_token_log_probs(logits)  # (B*K, V)
+        log_probs = next_token_log_probs(model, logits)  # (B*K, V)
         V = log_probs.shape[1]
         padding_only = torch.full_like(log_probs[0], float("-inf"))
-        padding_only[PAD_ID] = 0.0
+        padding_only[model.pad_id] = 0.0
         log_probs = torch.where(finished[:, None], padding_only, log_probs)
         scores, flat = (scores.view(-1, 1) + log_probs).view(B, K * V).topk(K, dim=1)
         rows = (base + flat // V).view(-1)  # the beam each survivor extends
@@ -131,13 +132,13 @@ def beam_search(model: EncoderDecoder, src: Tensor, beam_size: int, max_len: int
         history = torch.cat([history[rows], tokens[:, None]], dim=1)
         if w is not None:
             attention = w[rows][:, None] if attention is None else torch.cat([attention[rows], w[rows][:, None]], 1)
-        finished = finished[rows] | (tokens == EOS_ID) | (limits <= t + 1)
+        finished = finished[rows] | (tokens == model.eos_id) | (limits <= t + 1)
         if bool(finished.all()):
             break
-    lengths = (history != PAD_ID).sum(1).view(B, K)
+    lengths = (history != model.pad_id).sum(1).view(B, K)
     best = (scores / length_penalty(lengths, alpha)).argmax(1)
     pick = base[:, 0] + best
-    return Decoded(history[pick], scores[torch.arange(B, device=device), best],
+    return Decoded(history[pick], scores[torch.arange(B, device=device), best], model.pad_id, model.eos_id,
                    None if attention is None else attention[pick])
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archzoo.data.sources import DATASETS
-from archzoo.data.timeseries import SPLITS, Scaler, load_series, split_borders, window_starts
+from archzoo.data.timeseries import FILLS, SPLITS, Scaler, load_series, split_borders, window_starts
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
 from archzoo.tasks.base import Task, register_task
@@ -36,12 +36,15 @@ class ForecastingConfig:
     horizon: int = 96  # H steps forecast at once
     transform: str = "none"  # none | log (before standardising; metrics stay on the original scale)
     split: tuple[float, float] = (0.7, 0.1)  # CSV files only: train and val fractions of the rows, in time order
+    fill: str = "none"  # missing timestamps: none (refused) | interpolate (linear in time) | previous (last value)
 
     def __post_init__(self) -> None:
         if self.seq_len < 1 or self.horizon < 1:
             raise UserError(f"data.seq_len and data.horizon must be >= 1, got {self.seq_len} and {self.horizon}")
         if self.transform not in TRANSFORMS:
             raise UserError(f"data.transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        if self.fill not in FILLS:
+            raise UserError(f"data.fill must be one of {', '.join(FILLS)}, got {self.fill!r}")
         if len(self.split) != 2 or min(self.split) <= 0 or sum(self.split) >= 1:
             raise UserError(f"data.split must be two fractions > 0 with sum < 1 (train, val), got {list(self.split)}")
 
@@ -63,7 +66,11 @@ class Forecasting(Task):
 
     def __init__(self, cfg: ForecastingConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
-        self.series = load_series(cfg.dataset, cfg.columns, data_dir)
+        self.series = load_series(cfg.dataset, cfg.columns, data_dir, cfg.fill)
+        if self.series.filled:
+            shown = ", ".join(self.series.filled[:5]) + (" ..." if len(self.series.filled) > 5 else "")
+            how = "by linear interpolation" if cfg.fill == "interpolate" else "with the previous value"
+            self.notices.append(f"filled {len(self.series.filled)} missing timestamp(s) of {cfg.dataset} {how}: {shown}")
         meta = DATASETS.get(cfg.dataset).meta if cfg.dataset in DATASETS else {}
         self.season = int(meta.get("season", 1))  # type: ignore[call-overload]
         n = len(self.series)
@@ -157,6 +164,8 @@ class Forecasting(Task):
             "windows": len(true), "seq_len": self.cfg.seq_len, "horizon": self.cfg.horizon,
             "columns": self.series.columns, "test_rows": [a, b],
             "test_span": [self.series.times[a], self.series.times[b - 1]],
+            "filled_points": len(self.series.filled),
+            "filled_in_test": len(set(self.series.filled).intersection(self.series.times[a:b])),
         }
         atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         self.plot(model, out_dir / "forecast.png")
@@ -166,7 +175,9 @@ class Forecasting(Task):
         mape_text = "" if result["mape_original"] is None else f", MAPE {result['mape_original']:.2f}%"
         return [f"{self.cfg.dataset} test ({result['windows']} windows, look-back {result['seq_len']}, horizon "
                 f"{result['horizon']}): MSE {result['mse']:.4f}, MAE {result['mae']:.4f} (standardised)",
-                f"original scale: RMSE {result['rmse_original']:.4f}, MAE {result['mae_original']:.4f}{mape_text}"]
+                f"original scale: RMSE {result['rmse_original']:.4f}, MAE {result['mae_original']:.4f}{mape_text}",
+                *([f"{result['filled_points']} filled timestamp(s) in the series, {result['filled_in_test']} of them in "
+                   "the test split"] if result.get("filled_points") else [])]
 
     # -- forecasts for people ----------------------------------------------------------------
     @torch.no_grad()

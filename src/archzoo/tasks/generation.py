@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,9 @@ from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text, ensure_writable_dir
 from archzoo.tasks.base import Task, register_task
+
+if TYPE_CHECKING:
+    from archzoo.training.trainer import TrainStep
 
 PROGRESS_COLUMNS = 8  # fixed-noise samples kept per evaluation for the progress image
 
@@ -79,6 +82,23 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     """Binary cross-entropy of D's logits against a constant target, in float32 (autocast-safe)."""
     logits = logits.float()
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+@dataclass
+class GanView:
+    """The two networks a phase calls (either may be a DDP wrapper) and the model's sizes."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    model: nn.Module
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
 
 
 @register_task("image_generation")
@@ -176,14 +196,38 @@ class ImageGeneration(Task):
             raise UserError(f"the model is conditioned on {model.num_classes} classes but {self.cfg.dataset} has "
                             f"{len(self.classes)}; set model.args.num_classes={len(self.classes)}")
 
-    def phase_loss(self, phase: str, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def training_step(self, step: TrainStep) -> list[torch.Tensor]:
+        """The discriminator's phase, then the generator's against the updated discriminator.
+
+        Under torchrun each phase calls its own network through that network's DDP wrapper
+        (``step.module``), and the generator's phase draws its samples again through it: a DDP
+        module must see the forward of every backward it averages. (In one process the samples of
+        the discriminator's phase are reused, one generator forward per step; the generator's batch
+        norm then updates its running statistics once per step instead of twice.)
+        """
+        model = step.model
+        d_view = GanView(model.generator, step.module(0), model)
+        g_view = GanView(step.module(1), model.discriminator, model)
+        reuse = not step.distributed
+        d_loss = step.optimize(0, lambda batch: self.phase_loss("discriminator", d_view, batch, reuse))
+        g_loss = step.optimize(1, lambda batch: self.phase_loss("generator", g_view, batch, reuse))
+        return [d_loss, g_loss]
+
+    def phase_loss(self, phase: str, model: nn.Module | GanView, batch: tuple[torch.Tensor, ...],
+                   reuse: bool = True) -> torch.Tensor:
+        """The loss of one phase on one batch; ``reuse`` keeps the discriminator phase's samples, with
+        their graph, for the generator phase of the same batch."""
         x, y, noise_seed = batch
         labels = y if model.num_classes else None
         G, D = model.generator, model.discriminator
         if phase == "discriminator":
             self.check_model(model)
-            fake = G(self.noise(model, noise_seed), labels)
-            self._fakes[id(noise_seed)] = (noise_seed, fake)  # kept, with its graph, for the generator phase
+            if reuse:
+                fake = G(self.noise(model, noise_seed), labels)
+                self._fakes[id(noise_seed)] = (noise_seed, fake)  # kept, with its graph, for the generator phase
+            else:
+                with torch.no_grad():
+                    fake = G(self.noise(model, noise_seed), labels)
             return bce(D(x, labels), 1.0 - self.cfg.label_smoothing) + bce(D(fake.detach(), labels), 0.0)
         cached = self._fakes.pop(id(noise_seed), None)
         fake = cached[1] if cached is not None and cached[0] is noise_seed else G(self.noise(model, noise_seed), labels)

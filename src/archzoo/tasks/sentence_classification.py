@@ -1,6 +1,6 @@
 """Sentence classification (MR): k-fold cross-validation, cross-entropy, accuracy, word-level prediction.
 
-Models take padded word ids (B, T) (``PAD_ID`` = 0 on the right) and return logits (B, classes); each
+Models take padded word ids (B, T) (``PAD_ID`` = 0 on the right, given to them as ``pad_id``) and return logits (B, classes); each
 derives its own padding mask from the ids, so a sentence's prediction does not depend on how much
 padding its batch has. The task owns the folds, the vocabulary and the dev slice for early stopping.
 """
@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.data.sentences import PAD_ID, UNK_ID, WordVocab, fold_assignment, load_sentences, pad_batch, tokenize, trim
+from archzoo.data.sentences import WordVocab, fold_assignment, load_sentences, pad_batch, tokenize, trim
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
 from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
 from archzoo.tasks.classification import accuracy_and_loss, confusion_matrix
+from archzoo.vocab import PAD_ID, UNK_ID
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class SentenceClassification(TensorPairSplits, Task):
         if self.vocab is None:
             self._load()
         assert self.vocab is not None
-        return {"vocab_size": len(self.vocab), "num_classes": len(self.classes)}
+        return {"vocab_size": len(self.vocab), "num_classes": len(self.classes), "pad_id": PAD_ID}
 
     def init_model(self, model: nn.Module) -> None:
         """Data-dependent initialisation: a model with ``fit_counts(ids, labels)`` (NBSVM's log-count

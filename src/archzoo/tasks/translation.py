@@ -23,8 +23,6 @@ from torch import Tensor, nn
 from archzoo.data.sentences import trim
 from archzoo.data.sources import DATASETS
 from archzoo.data.translation import (
-    EOS_ID,
-    PAD_ID,
     TOKENIZER_KINDS,
     Tokenizer,
     build_tokenizer,
@@ -37,6 +35,7 @@ from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
 from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
 from archzoo.tasks.decoding import Decoded, decode
+from archzoo.vocab import BOS_ID, EOS_ID, PAD_ID
 
 # What an empty input is told to look like, per language
 EXAMPLES = {"de": "Ein Mann fährt Fahrrad.", "en": "A man rides a bike.", "fr": "Un homme fait du vélo.",
@@ -162,6 +161,11 @@ class Translation(TensorPairSplits, Task):
             self._splits[name] = (pad_ids(src).to(self.device), pad_ids(tgt).to(self.device))
         return self._splits[name]
 
+    def verify_data(self) -> None:
+        """Read (and so checksum) the two languages' files of every split the run uses, tests included."""
+        for split in ("train", "val", *self.cfg.test_sets):
+            self.text(split)
+
     def has_split(self, name: str) -> bool:
         return name in ("train", "val")
 
@@ -172,7 +176,9 @@ class Translation(TensorPairSplits, Task):
 
     def model_args(self) -> dict[str, Any]:
         src_tok, tgt_tok = self._tokenizers()
-        return {"src_vocab_size": len(src_tok), "tgt_vocab_size": len(tgt_tok)}
+        # every tokenizer holds PAD, UNK, BOS and EOS at the vocabulary's special ids
+        return {"src_vocab_size": len(src_tok), "tgt_vocab_size": len(tgt_tok), "pad_id": PAD_ID, "bos_id": BOS_ID,
+                "eos_id": EOS_ID}
 
     def epoch_order(self, epoch: int, seed: int, batch_size: int) -> torch.Tensor:
         """Batches of similar source lengths (less padding), in an order that depends only on (seed, epoch)."""
@@ -239,7 +245,7 @@ class Translation(TensorPairSplits, Task):
             if len(parts) > 1:
                 raise UserError("attention maps are drawn for one batch of sentences at a time")
             attention = parts[0].attention[unorder]
-        return Decoded(tokens[unorder], scores[unorder], attention)
+        return Decoded(tokens[unorder], scores[unorder], parts[0].pad_id, parts[0].eos_id, attention)
 
     def detokenize(self, decoded: Decoded) -> list[str]:
         assert self.tgt_tok is not None

@@ -1,29 +1,29 @@
-"""Run configuration: model + task data + training, composed from presets and overrides."""
+"""The run config: what one training run is (task, model, data, training sections), composed from a
+preset and dotted overrides, type-checked, and saved in the run folder and every checkpoint.
+
+Each section's dataclass lives next to the code it configures (``TrainConfig`` here, ``ModelConfig``
+with the model registry, each task's ``Config`` with its task); ``archzoo.config`` holds the generic
+machinery that builds and checks any of them from TOML or JSON.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from archzoo.config import field_types, from_dict, parse_override, set_in, to_dict
 from archzoo.errors import UserError, unknown
-from archzoo.models import MODELS, check_model_args
+from archzoo.models import ModelConfig
 from archzoo.tasks import TASKS
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "muon")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "onecycle")
 PRECISIONS = ("fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str = "simple_cnn"
-    args: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,6 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
         raise UserError(f"config key 'task' must be a string, got {task_name!r}")
     task_cls = TASKS.get(task_name)
     model = from_dict(ModelConfig, data.get("model", {}), "model.")
-    MODELS.get(model.name)
-    model = replace(model, args=check_model_args(model.name, model.args))
     return RunConfig(
         task=task_name,
         model=model,
@@ -163,7 +161,7 @@ def resolve_config(preset: str | None, overrides: list[str]) -> RunConfig:
         section = key.split(".")[0]
         if section not in ("task", "model", "data", "train"):
             raise _unknown_section(key, data)
-        if key.startswith("model.") and not key.startswith(("model.args.", "model.name")):
+        if key.startswith("model.") and key not in ("model.name", "model.impl") and not key.startswith("model.args."):
             key = "model.args." + key.removeprefix("model.")  # --set model.dropout=0.1 is a model argument
         set_in(data, key, value)
     return run_config_from_dict(data)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,10 +26,10 @@ from torch.nn.parallel import DistributedDataParallel
 from archzoo.config import to_dict
 from archzoo.errors import UserError
 from archzoo.fileio import ensure_writable_dir
-from archzoo.models import create_model
+from archzoo.models import build_model
 from archzoo.tasks import TASKS, Task
 from archzoo.tasks.base import step_seed
-from archzoo.training import checkpoint
+from archzoo.training import checkpoint, run_folder
 from archzoo.training.config import RunConfig, save_config
 from archzoo.training.distributed import DistInfo, agree, init_distributed, mean_over_ranks, resolve_device, shutdown
 from archzoo.training.logger import MetricsLogger
@@ -35,6 +37,7 @@ from archzoo.training.optim import build_optimizer, build_scheduler
 from archzoo.training.seed import rng_state, seed_everything, set_rng_state
 
 STOP_REASONS = ("early_stopped", "time_budget", "interrupted")  # in rising precedence across ranks
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what schedulers and containers send
 
 
 @dataclass
@@ -57,34 +60,94 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
+class TrainStep:
+    """One optimizer step as a task sees it (``Task.training_step``): the step's micro-batches and
+    ``optimize``, which runs one phase of the step, its accumulation, backward, clipping, optimizer
+    and schedule. Tasks decide what the phases compute; the trainer owns how they are optimised."""
+
+    def __init__(self, trainer: Trainer, batch_indices: torch.Tensor, seed: int):
+        self.trainer = trainer
+        self.model = trainer.model
+        self.distributed = trainer.dist.enabled
+        self._indices, self._seed = batch_indices, seed
+        self._batches: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._keep = len(trainer.phases) > 1  # later phases reuse the first phase's batches
+
+    def module(self, phase: int) -> nn.Module:
+        """The module to call in ``phase``: its DistributedDataParallel wrapper under torchrun, so that
+        the phase's backward averages its gradients over the ranks."""
+        return self.trainer.phase_modules[phase]
+
+    def batch(self, micro: int) -> tuple[torch.Tensor, ...]:
+        """Micro-batch ``micro`` of this rank: its slice of the global batch (augmentation is drawn once
+        per step over the whole global batch, so ranks and accumulation change how, never what)."""
+        if micro in self._batches:
+            return self._batches[micro]
+        t = self.trainer
+        micro_size = t.cfg.train.batch_size // t.cfg.train.accum_steps
+        per_rank = micro_size // t.dist.world_size
+        start = micro * micro_size + t.dist.rank * per_rank
+        batch = t.task.train_batch(self._indices, slice(start, start + per_rank), self._seed)
+        if t.cfg.train.channels_last:
+            batch = tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in batch)
+        if self._keep:
+            self._batches[micro] = batch
+        return batch
+
+    def optimize(self, phase: int, loss_of: Callable[[tuple[torch.Tensor, ...]], torch.Tensor]) -> torch.Tensor:
+        """One phase: ``loss_of(batch)`` on each micro-batch, backward (gradients averaged over micro-batches
+        and ranks), clipping, the phase's optimizer and schedule. Returns the summed loss (detached)."""
+        t = self.trainer
+        tc = t.cfg.train
+        module, optimizer = self.module(phase), t.optimizers[phase]
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=t.device)
+        for micro in range(tc.accum_steps):
+            last = micro == tc.accum_steps - 1
+            sync = module.no_sync() if self.distributed and not last else contextlib.nullcontext()
+            with sync:
+                with autocast(t.device, tc.precision):
+                    loss = loss_of(self.batch(micro))
+                (loss / tc.accum_steps if tc.accum_steps > 1 else loss).backward()
+            total += loss.detach()
+        if tc.clip_grad_norm:
+            nn.utils.clip_grad_norm_(t.phases[phase][1].parameters(), tc.clip_grad_norm)
+        optimizer.step()
+        t.schedulers[phase].step()
+        return total
+
+
 class Trainer:
     """Builds the task, model and optimiser from a RunConfig and trains into ``run_dir``.
 
-    With ``resume=True`` the weights and training state are read from ``run_dir``; ``cfg`` should be
-    the run's own config (``load_run_config``), with at most its stopping limits changed.
-    ``on_step(trainer)`` runs after every optimizer step; setting ``trainer.stop_reason`` from it
-    (or from Ctrl-C) stops the run cleanly at the end of the step.
+    A new run needs a new or empty ``run_dir`` (``overwrite=True`` replaces an earlier run there); with
+    ``resume=True`` the weights and training state are read from the run's newest checkpoint, and
+    ``cfg`` should be the run's own config (``load_run_config``), with at most its stopping limits
+    changed. ``on_step(trainer)`` runs after every optimizer step; setting ``trainer.stop_reason``
+    from it (or from Ctrl-C or SIGTERM) stops the run cleanly at the end of the step.
     """
 
     def __init__(self, cfg: RunConfig, run_dir: Path, *, data_dir: str | Path | None = None,
                  device: str = "auto", progress: bool = True, verbose: bool = True, resume: bool = False,
-                 on_step: Callable[[Trainer], None] | None = None):
+                 overwrite: bool = False, on_step: Callable[[Trainer], None] | None = None):
+        self.run_dir = Path(run_dir)
+        self.resume, self.overwrite = resume, overwrite
         self.device = resolve_device(device)
         joined_before = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.dist: DistInfo = init_distributed(self.device)
         self._owns_process_group = self.dist.enabled and not joined_before
-        self.run_dir = Path(run_dir)
-        self.progress = progress and self.dist.is_main
+        self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         self.verbose = verbose
         self.on_step = on_step
         self.stop_reason: str | None = None
-        self._interrupt_requested = False
-        self._previous_sigint: Any = None
+        self.stop_signal: int | None = None  # the signal that asked for the stop (exit code 128 + it)
+        self._previous_handlers: dict[int, Any] = {}
         tc = cfg.train
         seed_everything(tc.seed, tc.deterministic)
         self.task: Task = TASKS.get(cfg.task)(cfg.data, data_dir)
+        self.task.verify_data()  # a corrupt test file stops the run now, not after the training
         self.cfg = replace(cfg, data=self.task.resolved_config()).with_model_args(self.task.model_args())
-        self.model: nn.Module = create_model(self.cfg.model.name, **self.cfg.model.args)
+        self.model: nn.Module = build_model(self.cfg.model)
         self.task.init_model(self.model)
         self.model = self.model.to(self.device)
         if tc.channels_last:
@@ -106,9 +169,6 @@ class Trainer:
         if not any(p.requires_grad for p in self.model.parameters()):
             # nothing to train (a naive forecast): no optimizer; fit() validates once, saves and reports
             self.phases, self.total_steps = [], 0
-        if self.dist.enabled and len(self.phases) > 1:
-            raise UserError(f"the {cfg.task} task trains {len(self.phases)} networks with their own optimizers, "
-                            "which distributed training does not support yet; run it in one process")
         self.optimizers = [build_optimizer(module, tc, fused=self.device.type == "cuda") for _, module in self.phases]
         # the schedule's length is fixed when a run starts; a resume with another --max-steps only
         # moves the stopping point, so cosine and one-cycle continue exactly
@@ -121,10 +181,12 @@ class Trainer:
         self.train_seconds = 0.0
         if resume:
             self._load_state()
-        self.train_model: nn.Module = self.model
-        if self.dist.enabled and self.phases:
+        # under torchrun each phase's module is wrapped on its own, so a GAN's two phases each
+        # average their own gradients over the ranks
+        self.phase_modules: list[nn.Module] = [module for _, module in self.phases]
+        if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            self.phase_modules = [DistributedDataParallel(m, device_ids=ids) for m in self.phase_modules]
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -147,19 +209,12 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def _load_state(self) -> None:
-        weights = self.run_dir / "model.safetensors"
-        tensors, meta = checkpoint.read_weights(weights)
+        tensors, _, state = checkpoint.load_checkpoint(self.run_dir)
         try:
             self.model.load_state_dict(tensors, strict=True)
         except RuntimeError as e:
-            raise UserError(f"{weights} does not fit model {self.cfg.model.name!r} ({str(e).splitlines()[0]}); "
-                            "it is corrupt or from another run") from None
-        state = checkpoint.load_state(self.run_dir / "state.pt")
-        if not isinstance(state, dict) or state.get("step") != meta["step"]:
-            # the two files are written one after the other; a crash between them leaves a mismatch
-            raise UserError(f"{weights} (step {meta['step']}) and state.pt (step "
-                            f"{state.get('step') if isinstance(state, dict) else '?'}) of {self.run_dir} are from "
-                            "different steps (a crash while saving?); the run cannot be resumed exactly")
+            raise UserError(f"the checkpoint of {self.run_dir} does not fit model {self.cfg.model.name!r} "
+                            f"({str(e).splitlines()[0]}); it is corrupt or from another run") from None
         try:
             if state.get("schedule_steps", self.schedule_steps) != self.schedule_steps:
                 # rebuilt before the optimizer state loads, which restores the learning rates
@@ -173,23 +228,22 @@ class Trainer:
             set_rng_state(state["rng"])
             self.task.load_state_dict(state.get("task", {}))
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise UserError(f"{self.run_dir / 'state.pt'} does not match this run ({type(e).__name__}); "
+            raise UserError(f"the training state of {self.run_dir} does not match this run ({type(e).__name__}); "
                             "it is corrupt or from another run") from None
         self.last_saved_step = self.step
 
-    def save(self) -> None:
-        """Latest weights and training state, written atomically by rank 0."""
+    def save(self, status: str = "running") -> None:
+        """The step's weights and training state as one checkpoint, and the status, by rank 0."""
         if not self.dist.is_main:
             return
-        config = to_dict(self.cfg)
-        checkpoint.save_weights(self.model, self.run_dir / "model.safetensors", config, self.step)
-        checkpoint.save_state({
+        checkpoint.save_checkpoint(self.run_dir, self.model, to_dict(self.cfg), self.step, {
             "optimizer": self._phase_states(self.optimizers), "scheduler": self._phase_states(self.schedulers),
             "step": self.step, "best": self.best, "evals_without_improvement": self.evals_without_improvement,
             "train_seconds": self.train_seconds, "schedule_steps": self.schedule_steps, "rng": rng_state(),
             "task": self.task.state_dict(),
-        }, self.run_dir / "state.pt")
+        })
         self.last_saved_step = self.step
+        run_folder.write_status(self.run_dir, status, self.step, self.best, None, self.train_seconds)
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, split: str) -> dict[str, float]:
@@ -199,7 +253,7 @@ class Trainer:
         return metrics
 
     def _diverged(self, value: float) -> UserError:
-        where = (f"the last good checkpoint, {self.run_dir / 'model.safetensors'} (step {self.last_saved_step}), "
+        where = (f"the last good checkpoint, {self.run_dir / checkpoint.WEIGHTS} (step {self.last_saved_step}), "
                  "is intact" if self.last_saved_step is not None else "no checkpoint had been written yet")
         return UserError(f"training diverged: loss is {value} at step {self.step}; stopped, and {where}; "
                          "lower train.lr or set train.clip_grad_norm")
@@ -210,7 +264,8 @@ class Trainer:
         metrics = self.evaluate("val") if has_val else {}
         if any(isinstance(v, float) and not math.isfinite(v) for v in metrics.values()):
             raise self._diverged(metrics.get("loss", float("nan")))
-        logger.log({"step": self.step, "epoch": epoch, "split": "val", **metrics})
+        if has_val:
+            logger.log({"step": self.step, "epoch": epoch, "split": "val", **metrics})
         if self.dist.is_main:
             self.task.after_evaluation(self.model, self.run_dir, self.step, epoch)
             self.model.train()
@@ -228,42 +283,64 @@ class Trainer:
                 self.stop_reason = "early_stopped"
         self.save()
         if self.dist.is_main and self.verbose:
-            print(f"step {self.step} epoch {epoch}: val {format_metrics(metrics)}", flush=True)
+            what = f"val {format_metrics(metrics)}" if has_val else "saved (no validation split)"
+            print(f"step {self.step} epoch {epoch}: {what}", flush=True)
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, dry_run: bool = False) -> TrainResult:
         """Train until a stop; rank 0 then reports on the test set while the other ranks wait.
 
-        A process group the trainer joined itself is destroyed at the end: a rank that exits with a
-        live gloo group can abort ("terminate called without an active exception"), and torchrun then
-        kills rank 0 in the middle of its report.
+        Rank 0 holds the run folder's lock throughout. A process group the trainer joined itself is
+        destroyed at the end: a rank that exits with a live gloo group can abort ("terminate called
+        without an active exception"), and torchrun then kills rank 0 in the middle of its report.
         """
-        # Ctrl-C finishes the step and saves from before anything is written until the loop ends
-        self._install_sigint()
+        writes = self.dist.is_main and not dry_run
+        lock = run_folder.RunLock(self.run_dir) if writes else contextlib.nullcontext()
+        # Ctrl-C or SIGTERM finishes the step and saves, from before anything is written until the loop ends
+        self._install_stop_signals()
+        claimed = False
         try:
-            result = self._fit(dry_run)
+            if writes:
+                if not self.resume:  # before the lock file is made: a folder that is not ours gets nothing
+                    run_folder.check_new(self.run_dir, self.overwrite)
+                ensure_writable_dir(self.run_dir, "choose another run folder with --out")
+            with lock:
+                if writes:
+                    self._claim_run_dir()
+                    claimed = True
+                try:
+                    result = self._fit(dry_run)
+                except BaseException as e:
+                    if claimed:  # say so on disk; a folder we never claimed is someone else's
+                        failed = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                        with contextlib.suppress(UserError):
+                            run_folder.write_status(self.run_dir, failed, self.last_saved_step or 0, self.best, None,
+                                                    self.train_seconds)
+                    raise
             if self.dist.enabled:
                 torch.distributed.barrier()
             return result
         finally:
-            self._restore_sigint()
+            self._restore_stop_signals()
             if self._owns_process_group:
                 shutdown(self.dist)
 
+    def _claim_run_dir(self) -> None:
+        """Under the lock: check again that the folder is ours to write (another process may have written
+        it since ``__init__``), clear a replaced run, sweep a killed process's temporaries, save the config."""
+        if self.resume:
+            checkpoint.clean_temporaries(self.run_dir)
+        else:
+            run_folder.check_new(self.run_dir, self.overwrite)
+            run_folder.clear(self.run_dir)
+        save_config(self.cfg, self.run_dir / "config.json")
+
     def _fit(self, dry_run: bool) -> TrainResult:
         tc = self.cfg.train
-        if self.dist.is_main and not dry_run:
-            ensure_writable_dir(self.run_dir, "choose another run folder with --out")
-            save_config(self.cfg, self.run_dir / "config.json")
         resumed_from = self.step if self.last_saved_step is not None else None
         logger = MetricsLogger(self.run_dir, self.dist.is_main and not dry_run, resumed_from, tc.tensorboard)
-        autocast_ctx = autocast(self.device, tc.precision)
-        ranks, rank, accum = self.dist.world_size, self.dist.rank, tc.accum_steps
-        micro = tc.batch_size // accum
-        per_rank = micro // ranks
         order, order_epoch = None, -1
-        window_loss = torch.zeros(len(self.phases), device=self.device)  # summed loss of each phase
-        window_steps, window_start = 0, time.perf_counter()
+        window = LossWindow(len(self.phases), self.device)
         self.model.train()
 
         from tqdm import tqdm
@@ -282,89 +359,75 @@ class Trainer:
                 epoch, index = divmod(self.step, self.steps_per_epoch)
                 if order_epoch != epoch:
                     order, order_epoch = self.task.epoch_order(epoch, tc.seed, tc.batch_size), epoch
-                batch_indices = order[index * tc.batch_size:(index + 1) * tc.batch_size]
-                # augmentation is drawn once per step over the whole global batch, and each micro-batch
-                # of each rank takes its slice of it, so accum_steps and the number of ranks change
-                # how the step is computed, never what it computes
-                seed = step_seed(tc.seed, self.step)
                 lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
-                batches: list[tuple[torch.Tensor, ...]] = []  # later phases reuse the first phase's batches
-                for p, ((phase, module), optimizer) in enumerate(zip(self.phases, self.optimizers, strict=True)):
-                    optimizer.zero_grad(set_to_none=True)
-                    for a in range(accum):
-                        if p == 0:
-                            shard = slice(a * micro + rank * per_rank, a * micro + (rank + 1) * per_rank)
-                            batch = self.task.train_batch(batch_indices, shard, seed)
-                            if tc.channels_last:
-                                batch = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
-                                              for t in batch)
-                            if len(self.phases) > 1:
-                                batches.append(batch)
-                        else:
-                            batch = batches[a]
-                        sync = (self.train_model.no_sync() if self.dist.enabled and a < accum - 1
-                                else contextlib.nullcontext())
-                        with sync:
-                            with autocast_ctx:
-                                loss = self.task.phase_loss(phase, self.train_model, batch)
-                            (loss / accum if accum > 1 else loss).backward()
-                        window_loss[p] += loss.detach()
-                    if tc.clip_grad_norm:
-                        nn.utils.clip_grad_norm_(module.parameters(), tc.clip_grad_norm)
-                    optimizer.step()
-                    self.schedulers[p].step()
+                batch_indices = order[index * tc.batch_size:(index + 1) * tc.batch_size]
+                losses = self.task.training_step(TrainStep(self, batch_indices, step_seed(tc.seed, self.step)))
                 self.step += 1
-                window_steps += 1
+                window.add(losses)
                 if dry_run:
-                    value = mean_over_ranks(window_loss.sum(), self.dist).item() / accum
+                    value = sum(window.values(self.dist, tc.accum_steps))
                     if not math.isfinite(value):
                         raise self._diverged(value)
                     return TrainResult(self.run_dir, "dry_run", self.step, 0.0, test={"train_loss": value})
                 bar.update(1)
-                if self.on_step is not None:
-                    self.on_step(self)
-                if self._interrupt_requested and self.stop_reason is None:
-                    self.stop_reason = "interrupted"
-                if time.perf_counter() > deadline and self.stop_reason is None:
-                    self.stop_reason = "time_budget"
-                if self.dist.enabled:  # every rank stops together, for the same reason
-                    self.stop_reason = agree(self.stop_reason, STOP_REASONS, self.dist, self.device)
-                finished = self.step == self.total_steps
-                stopping = self.stop_reason is not None or finished
-                end_of_epoch = self.step % self.steps_per_epoch == 0
-                due_eval = (self.step % tc.eval_every_steps == 0 if tc.eval_every_steps
-                            else end_of_epoch and (self.step // self.steps_per_epoch) % tc.eval_every_epochs == 0)
-                if self.step % tc.log_every_steps == 0 or due_eval or stopping:
-                    values = [v / (window_steps * accum) for v in mean_over_ranks(window_loss, self.dist).tolist()]
-                    value = sum(values)
-                    if not math.isfinite(value):
-                        raise self._diverged(value)
-                    now = time.perf_counter()
-                    rate = window_steps * tc.batch_size / (now - window_start)
-                    phase_losses = {f"{name}_loss": v for (name, _), v in zip(self.phases, values, strict=True)
-                                    } if len(self.phases) > 1 else {}
-                    logger.log({"step": self.step, "epoch": epoch, "split": "train", "loss": value, **phase_losses,
-                                "lr": lr, "samples_per_s": rate})
-                    bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:,.0f}", refresh=False)
-                    window_loss.zero_()
-                    window_steps, window_start = 0, now
-                # an interrupted run still makes the evaluation that was due at this step, so that the
-                # resumed run tracks the same best checkpoint and early-stopping count as an
-                # uninterrupted one; it skips only the extra evaluation of a stop
-                if due_eval or finished or self.stop_reason not in (None, "interrupted"):
+                self._after_step(epoch, lr, window, logger, bar, deadline)
+                if self._due_evaluation() or self.step == self.total_steps or self.stop_reason not in (None, "interrupted"):
+                    # an interrupted run still makes the evaluation that was due at this step, so that the
+                    # resumed run tracks the same best checkpoint and early-stopping count as an
+                    # uninterrupted one; it skips only the extra evaluation of a stop
                     self.train_seconds = seconds_at_start + time.perf_counter() - loop_start
                     self._validate(epoch, logger)
         finally:
             bar.close()
-            self._restore_sigint()  # from here on (the test report) Ctrl-C stops at once
+            self._restore_stop_signals()  # from here on (the test report) Ctrl-C stops at once
         self.train_seconds = seconds_at_start + time.perf_counter() - loop_start
+        return self._finish(logger)
+
+    def _due_evaluation(self) -> bool:
+        tc = self.cfg.train
+        if tc.eval_every_steps:
+            return self.step % tc.eval_every_steps == 0
+        epochs, within = divmod(self.step, self.steps_per_epoch)
+        return within == 0 and epochs % tc.eval_every_epochs == 0
+
+    def _after_step(self, epoch: int, lr: float, window: LossWindow, logger: MetricsLogger, bar: Any,
+                    deadline: float) -> None:
+        """The hook, the stop requests (signal, time budget; agreed over ranks) and the training log."""
+        if self.on_step is not None:
+            self.on_step(self)
+        if self.stop_signal is not None and self.stop_reason is None:
+            self.stop_reason = "interrupted"
+        if time.perf_counter() > deadline and self.stop_reason is None:
+            self.stop_reason = "time_budget"
+        if self.dist.enabled:  # every rank stops together, for the same reason
+            self.stop_reason = agree(self.stop_reason, STOP_REASONS, self.dist, self.device)
+        stopping = self.stop_reason is not None or self.step == self.total_steps
+        if self.step % self.cfg.train.log_every_steps and not self._due_evaluation() and not stopping:
+            return
+        values = window.values(self.dist, self.cfg.train.accum_steps)
+        value = sum(values)
+        if not math.isfinite(value):
+            raise self._diverged(value)
+        rate = window.steps * self.cfg.train.batch_size / window.seconds()
+        phase_losses = {f"{name}_loss": v for (name, _), v in zip(self.phases, values, strict=True)
+                        } if len(self.phases) > 1 else {}
+        logger.log({"step": self.step, "epoch": epoch, "split": "train", "loss": value, **phase_losses,
+                    "lr": lr, "samples_per_s": rate})
+        bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{rate:,.0f}", refresh=False)
+        window.reset()
+
+    def _finish(self, logger: MetricsLogger) -> TrainResult:
+        """Save an interrupted run, or report on the test set; the status and curves either way."""
+        tc = self.cfg.train
         status = self.stop_reason or ("max_steps" if tc.max_steps and self.step >= tc.max_steps else "completed")
         result = TrainResult(self.run_dir, status, self.step, self.train_seconds, self.best, None, logger.records)
         if status == "interrupted":
             if self.last_saved_step != self.step:
-                self.save()
+                self.save("interrupted")
         elif self.dist.is_main:
             result.test = self.final_report()
+        if self.dist.is_main:
+            run_folder.write_status(self.run_dir, status, self.step, self.best, result.test, self.train_seconds)
         logger.close()
         if self.dist.is_main and logger.records:
             from archzoo.viz.plots import plot_curves
@@ -391,29 +454,52 @@ class Trainer:
         with autocast(self.device, self.cfg.train.precision):
             return self.task.report(model, self.run_dir, self.cfg.train.eval_batch_size)
 
-    def _install_sigint(self) -> None:
-        """First Ctrl-C: finish the step, save and stop; a second one interrupts at once.
+    def _install_stop_signals(self) -> None:
+        """First Ctrl-C or SIGTERM: finish the step, save and stop; a second Ctrl-C interrupts at once.
 
-        The handler only raises a flag; the loop turns it into ``stop_reason`` at one point of the
-        step, so that ranks agree on it (a signal landing between two checks cannot split them).
+        The handler only records the signal; the loop turns it into ``stop_reason`` at one point of
+        the step, so that ranks agree on it (a signal landing between two checks cannot split them).
         """
-        import threading
-
-        self._interrupt_requested = False
-        self._previous_sigint = None
+        self.stop_signal = None
+        self._previous_handlers = {}
         if threading.current_thread() is not threading.main_thread():
             return
 
         def request_stop(signum: int, frame: Any) -> None:
-            self._interrupt_requested = True
+            self.stop_signal = signum
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
-        self._previous_sigint = signal.signal(signal.SIGINT, request_stop)
+        for signum in STOP_SIGNALS:
+            self._previous_handlers[signum] = signal.signal(signum, request_stop)
 
-    def _restore_sigint(self) -> None:
-        if self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+    def _restore_stop_signals(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+
+class LossWindow:
+    """The summed training loss of each phase since the last log, and the steps and time it covers."""
+
+    def __init__(self, phases: int, device: torch.device):
+        self.total = torch.zeros(phases, device=device)
+        self.reset()
+
+    def add(self, losses: list[torch.Tensor]) -> None:
+        if losses:
+            self.total += torch.stack(losses)
+        self.steps += 1
+
+    def values(self, dist: DistInfo, accum_steps: int) -> list[float]:
+        """The mean loss per phase over the window's micro-batches and the ranks."""
+        return [v / (max(self.steps, 1) * accum_steps) for v in mean_over_ranks(self.total, dist).tolist()]
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def reset(self) -> None:
+        self.total.zero_()
+        self.steps, self.start = 0, time.perf_counter()
 
 
 def override_train(cfg: RunConfig, **changes: Any) -> RunConfig:
