@@ -34,7 +34,7 @@ def test_every_issue_benchmark_is_registered() -> None:
         "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
         "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
         "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
-        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer",
+        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed",
         "spoken-digits-cnn", "spoken-digits-lstm", "spoken-digits-bilstm", "spoken-digits-crnn", "spoken-digits-transformer",
         "spoken-digits-loso-cnn", "spoken-digits-loso-crnn", "spoken-digits-loso-bilstm",
         "connected-digits-bilstm", "connected-digits-lstm",

@@ -110,7 +110,6 @@ BAD_COMMAND_LINES = {
     "eval-flag": (["eval", "run", "--wich", "best"], "unrecognized arguments: --wich"),
     "nothing": ([], "required: command"),
     "eval-no-run": (["eval"], "required: run_dir"),
-    "predict-no-image": (["predict", "run"], "required: INPUT"),
     "which": (["eval", "run", "--which", "worst"], "invalid choice: 'worst'"),
     "list-kind": (["list", "modles"], "invalid choice: 'modles'", "did you mean: models?"),
     "data-action": (["data", "fecth", "mnist"], "invalid choice: 'fecth'", "did you mean: fetch?"),

@@ -95,7 +95,10 @@ def test_eval_prints_accuracy_and_per_class_and_writes_plots(capsys: pytest.Capt
     assert all(per_class) and [m.group(1) for m in per_class] == [str(c) for c in range(10)]
     report = json.loads((run / "eval.json").read_text())
     assert [float(m.group(2)) for m in per_class] == pytest.approx(list(report["per_class_accuracy"].values()), abs=1e-4)
-    assert lines[12].startswith("wrote ") and len(lines) == 13
+    assert lines[12] == f"weights: best.safetensors (step {report['step']}), fp32" and report["weights"] == "best.safetensors"
+    # only what this evaluation wrote, not the other files of the run folder
+    assert lines[13] == "wrote " + ", ".join(str(run / n) for n in ("confusion.png", "eval.json", "misclassified.png"))
+    assert len(lines) == 14
     for name in ("confusion.png", "misclassified.png"):
         with Image.open(run / name) as im:
             assert im.format == "PNG"
@@ -105,8 +108,11 @@ def test_eval_last_weights_and_a_weights_file(capsys: pytest.CaptureFixture[str]
     run, _ = trained
     rc, out_last, _ = cli(capsys, "eval", str(run), "--which", "last", "--batch-size", "4096")
     assert rc == 0 and out_last.startswith("mlp on mnist-small test (10000 examples): accuracy ")
+    report = json.loads((run / "eval.json").read_text())  # says which weights it is about
+    assert report["weights"] == "model.safetensors" and report["step"] == STEPS
+    assert f"weights: model.safetensors (step {STEPS}), fp32" in out_last
     rc, out_file, _ = cli(capsys, "eval", str(run / "best.safetensors"))
-    assert rc == 0 and f"wrote {run / 'eval.json'}" in out_file
+    assert rc == 0 and f"{run / 'eval.json'}" in out_file.splitlines()[-1]
 
 
 def test_predict_top3_on_real_digits(capsys: pytest.CaptureFixture[str], trained: tuple[Path, float],
@@ -150,3 +156,37 @@ def test_predict_top_option(capsys: pytest.CaptureFixture[str], trained: tuple[P
     ranked = parse_predictions(out)[image]
     assert rc == 0 and sorted(c for c, _ in ranked) == [str(c) for c in range(10)]
     assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=6e-3)
+
+
+def test_predict_reads_a_list_of_inputs_from_a_file_or_stdin(capsys: pytest.CaptureFixture[str], trained: tuple[Path, float],
+                                                            digit_images: list[tuple[Path, int, str]], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    run, _ = trained
+    paths = [str(p) for p, _, form in digit_images if form == "plain"]
+    listing = tmp_path / "images.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    rc, from_file, _ = cli(capsys, "predict", str(run), "--input", str(listing))
+    assert rc == 0 and list(parse_predictions(from_file)) == paths
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(listing.read_bytes())))
+    rc, from_stdin, _ = cli(capsys, "predict", str(run), "--input", "-")
+    assert rc == 0 and from_stdin == from_file
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["--dtype", "bf16"], "bf16"), (["--quantize", "int8"], "int8")])
+def test_eval_and_predict_in_bf16_and_int8(capsys: pytest.CaptureFixture[str], trained: tuple[Path, float],
+                                          digit_images: list[tuple[Path, int, str]], tmp_path: Path, flags: list[str],
+                                          message: str) -> None:
+    run, accuracy = trained
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("config.json", "best.safetensors", "model.safetensors"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    rc, out, _ = cli(capsys, "eval", str(copy), "--device", "cpu", *flags)
+    head = re.match(r"mlp on mnist-small test \(10000 examples\): accuracy ([\d.]+)", out)
+    assert rc == 0 and head and abs(float(head.group(1)) - accuracy) < 0.01
+    assert out.splitlines()[12].endswith("bf16" if message == "bf16" else "fp32, int8")
+    assert json.loads((copy / "eval.json").read_text())["dtype" if message == "bf16" else "quantize"] == message
+    rc, out, _ = cli(capsys, "predict", str(copy), str(digit_images[0][0]), "--device", "cpu", *flags)
+    assert rc == 0 and len(parse_predictions(out)) == 1

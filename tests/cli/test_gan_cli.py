@@ -66,7 +66,11 @@ def test_sample_without_out_writes_into_the_run(unconditional_run: Path, capsys:
     (["-n", "0"], "-n must be >= 1, got 0"),
     (["-n", "-4"], "-n must be >= 1, got -4"),
     (["--interpolate", "-n", "1"], "an interpolation needs at least 2 images"),
-    (["--prompt", "ROMEO"], "--prompt apply to language models"),
+    (["-n", "100000"], "-n = 100,000 is more than 1,024: a grid of more images is unreadable"),
+    (["--interpolate", "-n", "65"], "-n = 65 is more than 64: an interpolation strip is one row"),
+    (["--seed", "18446744073709551616"], "argument --seed: must be an integer in [0, 2^63 - 1]"),
+    (["--out", "."], "argument --out: . is a folder; give a file name such as samples.png"),
+    (["--prompt", "ROMEO"], "is a image_generation run: --prompt does not apply"),
 ])
 def test_bad_sampling_input_is_one_line(unconditional_run: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
                                         message: str) -> None:
@@ -88,5 +92,5 @@ def test_image_options_are_refused_for_a_language_model_run(tmp_path: Path, caps
     run = tmp_path / "lm"
     run.mkdir()
     save_weights(create_model("lstm_lm", **cfg.model.args), run / "model.safetensors", to_dict(cfg), step=0)
-    assert main(["sample", str(run), "--class", "3"]) == 2
-    assert "--out, --class and --interpolate are for GAN runs" in capsys.readouterr().err
+    assert main(["sample", str(run), "--class", "3", "--interpolate"]) == 2
+    assert "is a language_model run: --class, --interpolate do not apply" in capsys.readouterr().err

@@ -38,10 +38,19 @@ def test_sample_runs_past_the_context_and_is_deterministic(shakespeare_run: Path
     assert capsys.readouterr().out == first
 
 
-def test_a_prompt_longer_than_the_context_is_refused(shakespeare_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sample", str(shakespeare_run), "--prompt", "x" * 40, "--tokens", "5"]) != 0
-    err = capsys.readouterr().err
-    assert "longer than the model's context of 32" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+def test_a_prompt_longer_than_the_context_keeps_its_end(shakespeare_run: Path, capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    prompt = "ROMEO: " * 6 + "JULIET:"  # 49 characters, context 32
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text(prompt)
+    assert main(["sample", str(shakespeare_run), "--input", str(prompt_file), "--tokens", "5", "--seed", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(prompt) and len(out) == len(prompt) + 5 + 1
+    assert err == ("the prompt has 49 characters, more than the model's context of 32; generation continues from its "
+                   "last 32\n")
+    # the model reads only the last 32 characters: the same continuation as from them alone
+    assert main(["sample", str(shakespeare_run), "--prompt", prompt[-32:], "--tokens", "5", "--seed", "1"]) == 0
+    assert capsys.readouterr().out[32:] == out[len(prompt):]
 
 
 def test_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import archzoo
 from archzoo.cli.main import main
-from archzoo.cli.translate import reported_length_penalty
 from helpers import SHARED_DATA, cli
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "multi30k").is_dir(), reason="../shared/data/multi30k not staged")
@@ -66,13 +66,20 @@ def test_translate_sentences_and_files(run: Path, tmp_path: Path, capsys: pytest
     assert len((tmp_path / "en.txt").read_text(encoding="utf-8").splitlines()) == 2
 
 
-def test_translate_uses_the_length_penalty_the_report_chose(run: Path, tmp_path: Path) -> None:
+def test_translate_uses_the_length_penalty_the_report_chose(run: Path) -> None:
     report = json.loads((run / "eval.json").read_text())
     assert set(report["length_penalty_search"]["val_beam_bleu"]) == {"0.0", "0.6", "0.8", "1.0", "1.2", "1.5"}
-    assert reported_length_penalty(run, 7.0) == report["length_penalty"]
-    (tmp_path / "eval.json").write_text(json.dumps({"length_penalty": 0.6}))
-    assert reported_length_penalty(tmp_path, 1.0) == 0.6
-    assert reported_length_penalty(tmp_path / "missing", 1.0) == 1.0
+    loaded = archzoo.load(run)
+    assert loaded.report_defaults() == {"translate": {"length_penalty": report["length_penalty"]}}
+    sentences = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee."]
+    chosen = loaded.translate(sentences).texts
+    assert chosen == loaded.translate(sentences, length_penalty=report["length_penalty"]).texts
+
+
+def test_the_api_translates_and_keeps_attention(run: Path) -> None:
+    result = archzoo.load(run).translate("Ein Mann fährt Fahrrad.", beam=1, attention=True)
+    assert len(result.texts) == 1 and result.attention is not None
+    assert result.attention.shape[0] == len(result.output_tokens) and result.attention.shape[-1] == len(result.source_tokens)
 
 
 def test_show_attention_draws_a_heatmap(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,8 +107,11 @@ def test_an_overlong_sentence_is_truncated_with_a_warning(run: Path, capsys: pyt
     (["Ein Hund.", "--to", "fr"], "--to fr: this run translates de -> en"),
     ([], "nothing to translate"),
     (["Ein Hund.", "--beam", "0"], "--beam must be >= 1"),
-    (["Ein Hund.", "--length-penalty", "-1"], "--length-penalty must be >= 0"),
-    (["Ein Hund.", "Ein Ball.", "--show-attention", "a.png"], "--show-attention draws one sentence"),
+    (["Ein Hund.", "--length-penalty", "-1"], "the length penalty must be a finite number >= 0"),
+    (["Ein Hund.", "--length-penalty", "nan"], "argument --length-penalty: must be a finite number, got nan"),
+    (["Ein Hund.", "--output", "."], "argument --output: . is a folder; give a file name such as translations.txt"),
+    (["--input", "."], "argument --input: . is a folder"),
+    (["Ein Hund.", "Ein Ball.", "--show-attention", "a.png"], "attention is drawn for one sentence; got 2"),
     (["Ein Hund.", "--show-attention", "a.png", "--layer", "5"], "--layer must be in"),
 ])
 def test_bad_input_is_one_line(run: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
@@ -119,6 +129,18 @@ def test_bad_input_files_are_one_line(run: Path, tmp_path: Path, capsys: pytest.
     for path, message in ((gap, "line 2 of"), (latin, "is not UTF-8 text"), (tmp_path / "none.txt", "does not exist")):
         rc, _, err = cli(capsys, "translate", str(run), "--input", str(path))
         assert rc != 0 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_non_utf8_standard_input_is_one_line(run: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("Ein Mann fährt.\n".encode("latin-1"))))
+    rc, _, err = cli(capsys, "translate", str(run), "--input", "-")
+    assert rc == 2 and "--input standard input is not UTF-8 text (byte 10); save it as UTF-8" in err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Ein Hund.\nEin Ball.\n")))
+    rc, out, _ = cli(capsys, "translate", str(run), "--input", "-", "--beam", "1")
+    assert rc == 0 and len(out.splitlines()) == 2
 
 
 def test_a_model_without_attention_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

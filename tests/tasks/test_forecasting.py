@@ -23,7 +23,7 @@ def test_naive_last_value_on_etth1_is_the_staged_readmes_figure() -> None:
     """Look-back 96, horizon 96: 2,785 test windows, MSE 1.294 and MAE 0.713 multivariate, 0.069 on OT alone."""
     task = Forecasting(ForecastingConfig(dataset="etth1", seq_len=96, horizon=96))
     model = create_model("naive_last", **task.model_args())
-    pred, true = task.predict(model, "test", batch_size=1000)  # 2 full batches and one of 785
+    pred, true = task.split_forecasts(model, "test", batch_size=1000)  # 2 full batches and one of 785
     assert pred.shape == true.shape == (2785, 96, 7)
     metrics = task.evaluate(model, "test", batch_size=1000)
     assert round(metrics["mse"], 3) == 1.294 and round(metrics["mae"], 3) == 0.713

@@ -50,7 +50,8 @@ def test_vocabulary_comes_from_the_training_part_only() -> None:
     test_ids = t.split("test")[0]
     assert (test_ids == UNK_ID).any()  # words met only in the test fold are unknown
     cfg = t.resolved_config()
-    assert cfg.vocab == tuple(t.vocab.words) and t.model_args() == {"vocab_size": len(t.vocab), "num_classes": 2}
+    assert cfg.vocab == tuple(t.vocab.words) and t.model_args() == {"vocab_size": len(t.vocab), "num_classes": 2,
+                                                                   "pad_id": PAD_ID}
     rebuilt = SentenceClassification(cfg)  # a saved run's config rebuilds the vocabulary with no data
     assert rebuilt.vocab is not None and rebuilt.vocab.words == t.vocab.words
     assert torch.equal(rebuilt.encode(["the film is a delight"]), t.encode(["the film is a delight"]))

@@ -42,7 +42,8 @@ def test_splits_hold_eos_ended_sources_and_bos_eos_targets(task: Translation) ->
     assert (src[torch.arange(400), lengths - 1] == EOS_ID).all()
     assert (tgt[:, 0] == BOS_ID).all() and ((tgt == EOS_ID).sum(1) == 1).all()
     assert task.split("val")[0].shape[0] == 50 and task.has_split("val") and not task.has_split("test2016")
-    assert task.model_args() == {"src_vocab_size": 300, "tgt_vocab_size": 300}
+    assert task.model_args() == {"src_vocab_size": 300, "tgt_vocab_size": 300, "pad_id": PAD_ID, "bos_id": BOS_ID,
+                                 "eos_id": EOS_ID}  # the ids the tokenizers put at 0..3, given to the model
 
 
 def test_the_resolved_config_rebuilds_the_same_tokenizers_without_the_data(task: Translation) -> None:

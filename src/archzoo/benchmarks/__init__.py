@@ -7,6 +7,7 @@ from archzoo.benchmarks import (  # noqa: F401  (register the benchmarks)
     gan,
     gpt,
     hopfield,
+    inference,
     lm,
     mnist,
     sentence,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from archzoo.cli.common import add_data_dir
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list, inspect, verify, download or import datasets")
-    p.add_argument("--data-dir", help="data folder to search first and to write into")
+    add_data_dir(p, create=True)
     actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
     actions.add_parser("list", help="every dataset and where it was found").set_defaults(run=run_list)
     a = actions.add_parser("info", help="files, checksums, license and split of a dataset")
@@ -27,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(run=run_import)
     # --data-dir is accepted after the action too (`archzoo data fetch mnist --data-dir D`); SUPPRESS
     # keeps an absent one from overwriting the value given before the action
-    for action in actions.choices.values():
-        action.add_argument("--data-dir", default=argparse.SUPPRESS, help="data folder to search first and to write into")
+    for name, action in actions.choices.items():
+        add_data_dir(action, create=name in ("fetch", "import"), default=argparse.SUPPRESS)
 
 
 def _status(spec, data_dir) -> str:  # noqa: ANN001

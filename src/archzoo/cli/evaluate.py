@@ -3,42 +3,29 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from archzoo.cli.common import add_data_dir, add_run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run on its test set",
-                       description="Accuracy, per-class accuracy, confusion matrix and misclassified examples.")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--which", choices=["best", "last"], default="best", help="best validation or last weights")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-dir")
+                       description="The task's test report (accuracy and confusion matrix, BLEU, loss, ...), written "
+                       "to eval.json with the weights and step it used.")
+    add_run(p)
+    add_data_dir(p)
     p.add_argument("--batch-size", type=int, default=1000)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from archzoo.errors import UserError
-    from archzoo.fileio import ensure_writable_dir
-    from archzoo.tasks import TASKS
-    from archzoo.training.checkpoint import load_model
-    from archzoo.training.distributed import resolve_device
-    from archzoo.training.trainer import autocast
+    from archzoo.cli.common import load_run, print_notes
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model, cfg = load_model(args.run_dir, args.which)
-    device = resolve_device(args.device)
-    out = ensure_writable_dir(args.run_dir if args.run_dir.is_dir() else args.run_dir.parent,
-                              "copy the run folder somewhere writable and evaluate the copy")
-    task = TASKS.get(cfg.task)(cfg.data, args.data_dir)
-    task.to(device)
-    with autocast(device, cfg.train.precision):
-        result = task.report(model.to(device), out, args.batch_size)
-    lines = task.summary_lines(result)
-    print("\n".join([f"{cfg.model.name} on {lines[0]}", *lines[1:]]))
-    written = [out / name for name in ("eval.json", "confusion.png", "misclassified.png", "samples.png", "forecast.png",
-                                               "bleu_by_length.png", "ctc_posteriors.png", "recall.png", "recall_curve.png")
-               if (out / name).exists()]
-    print("wrote " + ", ".join(map(str, written)))
+    loaded = load_run(args)
+    result = loaded.evaluate(args.batch_size)
+    print_notes(result, loaded)
+    lines = loaded.summary_lines(result)
+    precision = args.dtype + (f", {args.quantize}" if args.quantize else "")
+    print("\n".join([f"{loaded.config.model.name} on {lines[0]}", *lines[1:]]))
+    print(f"weights: {loaded.weights} (step {loaded.step}), {precision}")
+    print("wrote " + ", ".join(map(str, loaded.written)))
     return 0

@@ -34,6 +34,12 @@ def names(kind: str, pattern: str = "*") -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "presets":  # a preset is chosen by what it does: name and description
+        from archzoo.api import list_presets
+
+        for name, description in list_presets(args.pattern).items():
+            print(f"{name}\t{description}")
+        return 0
     for name in names(args.kind, args.pattern):
         print(name)
     return 0

@@ -26,12 +26,28 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    from archzoo.cli import bench, data, evaluate, forecast, info, listing, predict, sample, train, transcribe, translate
+    from archzoo.cli import (
+        bench,
+        config,
+        data,
+        evaluate,
+        export,
+        forecast,
+        info,
+        listing,
+        predict,
+        runs,
+        sample,
+        train,
+        transcribe,
+        translate,
+    )
 
     parser = ArgumentParser(prog="archzoo", description="Classic deep-learning architectures, trained on real data.")
     parser.add_argument("--version", action="version", version=f"archzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (train, evaluate, predict, translate, transcribe, sample, forecast, info, data, bench, listing):
+    for module in (train, evaluate, predict, translate, transcribe, sample, forecast, export, runs, config, info, data,
+                   bench, listing):
         module.add_parser(sub)
     return parser
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from archzoo.cli.common import add_data_dir
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model", description="Train a preset or a model; "
@@ -22,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run exactly")
     p.add_argument("--dry-run", action="store_true", help="build everything and run one step; write nothing")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--data-dir", help="folder with datasets (before $ARCHZOO_DATA and the cache)")
+    add_data_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from archzoo.errors import UserError
+    from archzoo.fileio import ensure_writable_dir
     from archzoo.training.config import load_run_config, resolve_config
     from archzoo.training.run_folder import check_new, new_run_dir
     from archzoo.training.trainer import Trainer, format_metrics, override_train
@@ -60,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if run_dir is None:  # a fresh folder of its own, unless nothing will be written
         name = Path(args.preset).stem if args.preset else cfg.model.name
         run_dir = Path("runs") / name if args.dry_run else new_run_dir(Path("runs"), name)
-    elif not args.resume and not args.dry_run:
-        check_new(run_dir, args.overwrite)  # before the data loads: refused in a second, not after a minute
+    elif not args.resume and not args.dry_run:  # before the data loads: refused in a second, not after a minute
+        check_new(run_dir, args.overwrite)
+        ensure_writable_dir(run_dir, "choose another folder with --out")
     trainer = Trainer(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                       resume=bool(args.resume), overwrite=args.overwrite)
     if trainer.dist.is_main:

@@ -59,25 +59,33 @@ def load_image_split(dataset: str, split: str, data_dir: str | Path | None = Non
 
 
 def load_user_image(path: str | Path, channels: int, size: int, photo: bool = False) -> torch.Tensor:
-    """Load any image file as a (channels, size, size) float tensor in [0, 1], MNIST-style (or, with
-    ``photo``, the whole picture resized to size x size as CIFAR's images are).
-
-    Dark-on-light images (a bright border, as when someone draws with a pen on paper) are inverted
-    to light-on-dark like MNIST; the content is then cropped to its bounding box, scaled to fit
-    20/28 of the frame keeping its aspect ratio, and centred by centre of mass, following the
-    MNIST preparation (LeCun et al. 1998).
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Load any image file as a (channels, size, size) float tensor in [0, 1], prepared as
+    ``prepare_user_image`` describes."""
+    from PIL import Image, UnidentifiedImageError
 
     if not Path(path).is_file():
         raise UserError(f"image {path} does not exist (or is not a file)")
     try:
         with Image.open(path) as im:
             im.load()
-            img = _to_8bit(_flatten_alpha(ImageOps.exif_transpose(im))).convert("RGB" if channels == 3 else "L")
+            return prepare_user_image(im, channels, size, photo)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         # Pillow reports broken files with several exception types (SyntaxError: "broken PNG file")
         raise UserError(f"{path} is not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
+
+
+def prepare_user_image(im: Any, channels: int, size: int, photo: bool = False) -> torch.Tensor:
+    """A PIL image as a (channels, size, size) float tensor in [0, 1], MNIST-style (or, with ``photo``,
+    the whole picture resized to size x size as CIFAR's images are).
+
+    Dark-on-light images (a bright border, as when someone draws with a pen on paper) are inverted
+    to light-on-dark like MNIST; the content is then cropped to its bounding box, scaled to fit
+    20/28 of the frame keeping its aspect ratio, and centred by centre of mass, following the
+    MNIST preparation (LeCun et al. 1998).
+    """
+    from PIL import Image, ImageOps
+
+    img = _to_8bit(_flatten_alpha(ImageOps.exif_transpose(im))).convert("RGB" if channels == 3 else "L")
     if photo:  # natural images: no inversion, cropping or centring, just the whole frame scaled down
         arr = np.asarray(img.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
         tensor = torch.from_numpy(arr)

@@ -53,7 +53,10 @@ def read_series_csv(path: str | Path, columns: tuple[str, ...] | list[str] = (),
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); give a CSV file") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    except csv.Error as e:  # a stray carriage return or quote (found by the fuzz tests)
+        raise UserError(f"{path} is not a readable CSV ({e}); fix that line of the file") from None
     if len(rows) < 2 or len(rows[0]) < 2:
         raise UserError(f"{path} is not a series CSV: it needs a header (time column, then value columns) "
                         "and at least one data row")

@@ -120,11 +120,28 @@ def rotary_fused(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
     """``rotary_reference`` as one complex multiplication: (x_2i + i·x_2i+1) · e^{i m θ_i}. The table is
     sized to a power of two, so generation's growing offsets reuse one table."""
     T, d = x.shape[-2], x.shape[-1]
+    if torch.compiler.is_exporting():
+        return rotary_traceable(x, offset, base)
     real = torch.promote_types(x.dtype, torch.float32)  # half types in float32; float64 stays float64
     complex_dtype = torch.complex128 if real == torch.float64 else torch.complex64
     rotation = rotary_table(1 << (offset + T - 1).bit_length(), d, base, x.device, complex_dtype)[offset:offset + T]
     pairs = torch.view_as_complex(x.to(real).unflatten(-1, (d // 2, 2)).contiguous())  # (..., T, d/2)
     return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
+
+
+def rotary_traceable(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
+    """``rotary_fused`` in real arithmetic with angles built for the positions at hand: no complex
+    numbers and no table sized by a Python int, so ``torch.export`` keeps the length dynamic (ONNX has
+    no complex type)."""
+    d = x.shape[-1]
+    inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
+    positions = torch.arange(x.shape[-2], dtype=torch.float64, device=x.device) + offset
+    angles = positions[:, None] * inv_freq  # (T, d/2)
+    real = torch.promote_types(x.dtype, torch.float32)
+    cos, sin = angles.cos().to(real), angles.sin().to(real)
+    pairs = x.to(real).unflatten(-1, (d // 2, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).to(x.dtype)
 
 
 class RotaryEmbedding(ImplSwitch, nn.Module):

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from archzoo.errors import UserError
+
+BATCH = ("batch", 1, 1 << 16)  # a dynamic dimension of an exported graph: (name, min, max)
+TIME = ("time", 1, 1 << 16)
+
+
+@dataclass
+class ExportGraph:
+    """One computation of a model as a standalone graph (``archzoo export``; deploy/export.py): a module
+    whose ``forward(*inputs)`` returns a tensor or a tuple of tensors, example inputs, their names,
+    and for each input the dimensions that stay dynamic, ``{axis: (name, min, max)}``; a name shared
+    by several inputs is one dimension. ``name`` suffixes the file of a model with several graphs."""
+
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    input_names: list[str]
+    output_names: list[str]
+    dynamic: dict[str, dict[int, tuple[str, int, int]]] = field(default_factory=dict)
+    name: str = ""
+
+
+def ids_to_logits_graphs(model: nn.Module, max_len: int = TIME[2]) -> list[ExportGraph]:
+    """The graph of a sentence classifier: padded word ids (B, T), T <= ``max_len`` -> logits (B, num_classes)."""
+    return [ExportGraph(model, model.example_inputs(2), ["ids"], ["logits"],
+                        {"ids": {0: BATCH, 1: ("time", 1, max_len)}})]
 
 
 class ImageClassifier(nn.Module):
@@ -24,6 +50,10 @@ class ImageClassifier(nn.Module):
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
         """A random batch of valid inputs, so generic tests and ``archzoo info`` cover every model."""
         return (torch.rand(batch_size, *self.input_shape),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        """images (B, C, H, W), normalised like the dataset's -> logits (B, num_classes)."""
+        return [ExportGraph(self, self.example_inputs(2), ["images"], ["logits"], {"images": {0: BATCH}})]
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line error naming the expected shape (instead of a matmul size mismatch deep inside)."""

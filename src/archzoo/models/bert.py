@@ -16,6 +16,7 @@ from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding
 from archzoo.layers.transformer import TransformerEncoderLayer
+from archzoo.models.base import ExportGraph, ids_to_logits_graphs
 from archzoo.models.registry import register_model
 from archzoo.vocab import PAD_ID
 
@@ -96,6 +97,9 @@ class SequenceClassifier(nn.Module):
         ids = torch.randint(1, self.encoder.vocab_size, (batch_size, 8))
         ids[0, 5:] = self.encoder.pad_id  # a padded row
         return (ids,)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        return ids_to_logits_graphs(self, max_len=self.encoder.position.num_embeddings)
 
 
 class BertClassifier(SequenceClassifier):

@@ -30,6 +30,7 @@ from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding
 from archzoo.layers.recurrent import GRU, LSTM, RNN
 from archzoo.layers.transformer import TransformerEncoderLayer
+from archzoo.models.base import BATCH, ExportGraph
 from archzoo.models.registry import register_model
 
 NORMS = ("revin", "last", "none")
@@ -51,6 +52,10 @@ class Forecaster(nn.Module):
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         """A random batch of valid inputs, so generic tests and ``archzoo info`` cover every model."""
         return (torch.randn(batch_size, self.seq_len, self.num_channels),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        """Windows x (B, L, C), standardised with the run's scaler -> forecast (B, H, C), same scale."""
+        return [ExportGraph(self, self.example_inputs(2), ["x"], ["forecast"], {"x": {0: BATCH}})]
 
     def check_input(self, x: Tensor) -> None:
         if x.dim() != 3 or tuple(x.shape[1:]) != (self.seq_len, self.num_channels):

@@ -20,6 +20,7 @@ from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from archzoo.layers.transformer import TransformerEncoderLayer
+from archzoo.models.base import BATCH, ExportGraph
 from archzoo.models.registry import register_model
 
 POSITIONS = ("learned", "sinusoidal", "rotary")
@@ -111,6 +112,23 @@ class GPT(nn.Module):
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (torch.randint(0, self.vocab_size, (batch_size, min(8, self.context))),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        """The forward pass: ids (B, T), T <= context -> logits (B, T, V) (no cache: an exported graph
+        recomputes the window, as nanoGPT's generate does)."""
+        return [ExportGraph(LogitsOnly(self), self.example_inputs(2), ["ids"], ["logits"],
+                            {"ids": {0: BATCH, 1: ("time", 1, self.context)}})]
+
+
+class LogitsOnly(nn.Module):
+    """A language model's logits without its state (for export)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.model(ids)[0]
 
 
 @register_model("gpt")

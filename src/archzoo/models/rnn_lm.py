@@ -7,6 +7,7 @@ from torch import nn
 
 from archzoo.errors import UserError
 from archzoo.layers.recurrent import GRU, LSTM, RNN
+from archzoo.models.base import BATCH, ExportGraph
 from archzoo.models.registry import register_model
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -50,6 +51,31 @@ class RecurrentLM(nn.Module):
 
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
         return (torch.randint(0, self.vocab_size, (batch_size, 8)),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        """One step with the state as inputs and outputs, so generation runs outside torch (the prompt is
+        read one character at a time too): ids (B, 1) and h (L, B, H) [and c (L, B, H) for an LSTM] ->
+        logits (B, 1, V) and the new state. (``torch.export`` unrolls the recurrence over time, so the
+        step length is fixed.)"""
+        layers, hidden = self.rnn.num_layers, self.rnn.hidden_size
+        names = ["h", "c"] if isinstance(self.rnn, LSTM) else ["h"]
+        state = tuple(torch.zeros(layers, 2, hidden) for _ in names)
+        dynamic = {"ids": {0: BATCH}, **{n: {1: BATCH} for n in names}}
+        ids = torch.randint(0, self.vocab_size, (2, 1))
+        return [ExportGraph(StatefulStep(self, len(names)), (ids, *state), ["ids", *names],
+                            ["logits", *(n + "_out" for n in names)], dynamic)]
+
+
+class StatefulStep(nn.Module):
+    """``model(ids, state)`` with the state spelled out as tensors, in and out (for export)."""
+
+    def __init__(self, model: nn.Module, state_tensors: int):
+        super().__init__()
+        self.model, self.state_tensors = model, state_tensors
+
+    def forward(self, ids: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, new_state = self.model(ids, state if self.state_tensors > 1 else state[0])
+        return (logits, *(new_state if self.state_tensors > 1 else (new_state,)))
 
 
 @register_model("rnn_lm")

@@ -26,7 +26,7 @@ from archzoo.layers.attention import AdditiveAttention
 from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import SinusoidalPositionalEncoding
 from archzoo.layers.transformer import TransformerDecoderLayer, TransformerEncoderLayer
-from archzoo.models.base import check_dropout, check_widths
+from archzoo.models.base import BATCH, ExportGraph, check_dropout, check_widths
 from archzoo.models.registry import register_model
 from archzoo.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -86,10 +86,12 @@ class EncoderDecoder(nn.Module):
         if ids.dim() != 2 or ids.dtype != torch.long or ids.shape[1] < 1:
             raise UserError(f"{type(self).__name__} takes {what} ids of shape (B, L) (int64), got {tuple(ids.shape)} "
                             f"{ids.dtype}")
+        mask = ids != self.pad_id
+        if torch.compiler.is_exporting():  # an exported graph has no data-dependent checks
+            return mask
         if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
             raise UserError(f"{what} ids must lie in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]; "
                             "was the input encoded with this run's tokenizer?")
-        mask = ids != self.pad_id
         if not mask[:, 0].all():
             raise UserError(f"every {what} sentence needs at least one token, padded on the right")
         return mask
@@ -396,6 +398,54 @@ class TransformerSeq2Seq(EncoderDecoder):
 
     def teacher_forced(self, memory: Tensors, tgt_in: Tensor) -> Tensor:
         return self._decode(memory, None, tgt_in, False)[0]
+
+    def export_graphs(self) -> list[ExportGraph]:
+        """Two graphs, so greedy or beam search runs outside torch: the encoder, src (B, S) -> the padding
+        mask (B, S) and each decoder layer's projected memory keys and values (B, H, S, d_k); and one
+        decoder step, tokens (B,), that memory and the past keys and values (B, H, P, d_k) of every
+        decoder layer (P = 0 at the first step) -> logits (B, V) and the keys and values with P + 1."""
+        batch, source, past = BATCH, ("source", 1, 1 << 16), ("past", 0, 1 << 16)
+        src = self.example_inputs(2)[0]
+        with torch.no_grad():
+            memory = self.encode(src)
+            state = self.start(memory)
+            for _ in range(2):  # past length 2: an example of size 0 or 1 would fix that dimension in the graph
+                state = self.step(memory, state, torch.full((2,), self.bos_id))[1]
+        layers = range(len(self.decoder_layers))
+        memory_names = ["mask", *(f"memory_{kv}{i}" for i in layers for kv in "kv")]
+        state_names = [f"past_{kv}{i}" for i in layers for kv in "kv"]
+        encoder = ExportGraph(EncoderGraph(self), (src,), ["src"], memory_names, {"src": {0: batch, 1: source}},
+                              name="encoder")
+        dynamic = {"tokens": {0: batch}, "mask": {0: batch, 1: source},
+                   **{n: {0: batch, 2: source} for n in memory_names[1:]}, **{n: {0: batch, 2: past} for n in state_names}}
+        decoder = ExportGraph(DecoderStepGraph(self, len(memory_names)), (src[:, 0], *memory, *state),
+                              ["tokens", *memory_names, *state_names], ["logits", *(n + "_out" for n in state_names)],
+                              dynamic, name="decoder_step")
+        return [encoder, decoder]
+
+
+class EncoderGraph(nn.Module):
+    """``model.encode`` as a module (for export)."""
+
+    def __init__(self, model: EncoderDecoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: Tensor) -> Tensors:
+        return self.model.encode(src)
+
+
+class DecoderStepGraph(nn.Module):
+    """``model.step`` with memory and state spelled out as tensors, in and out (for export)."""
+
+    def __init__(self, model: EncoderDecoder, memory_tensors: int):
+        super().__init__()
+        self.model, self.memory_tensors = model, memory_tensors
+
+    def forward(self, tokens: Tensor, *tensors: Tensor) -> Tensors:
+        memory, state = tensors[:self.memory_tensors], tensors[self.memory_tensors:]
+        logits, new_state, _ = self.model.step(memory, state, tokens)
+        return (logits, *new_state)
 
 
 def check_sizes(name: str, embedding_or_width: int, hidden: tuple[int, ...], dropout: float) -> None:

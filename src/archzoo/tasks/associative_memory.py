@@ -11,7 +11,7 @@ or its lower half erased to background, run to a fixed point. A recall counts wh
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from archzoo.data.images import load_image_split
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, register_task
+from archzoo.tasks.base import Task, check_count, check_seed, register_task
 
 OCCLUSIONS = ("none", "bottom")
 
@@ -42,6 +42,26 @@ class AssociativeMemoryConfig:
             raise UserError("data.num_patterns and data.trials must be >= 1 and data.threshold in (0, 1)")
         if not all(0 <= f <= 1 for f in (self.corrupt, *self.corruptions)) or not 0 <= self.tolerance < 1:
             raise UserError("data.corrupt and data.corruptions must lie in [0, 1], data.tolerance in [0, 1)")
+
+
+@dataclass
+class RecallGrid:
+    """The step-by-step recall of ``count`` stored images (``Run.sample``); ``save`` draws it as a PNG,
+    ``default_file`` names the PNG that the CLI writes into the run folder when no file is given."""
+
+    task: Any
+    model: nn.Module
+    corrupt: float
+    occluded: bool
+    seed: int
+    count: int
+    default_file: str
+    notes: list[str] = field(default_factory=list)
+    streamed = False
+
+    def save(self, path: Path) -> Path:
+        return self.task.recall_grid(self.model, Path(path), self.corrupt, occluded=self.occluded, seed=self.seed,
+                                     count=self.count)
 
 
 def flip(patterns: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
@@ -65,6 +85,7 @@ class AssociativeMemory(Task):
     Config = AssociativeMemoryConfig
     primary_metric = "recall_accuracy"
     higher_is_better = True
+    verbs = ("sample",)
     cfg: AssociativeMemoryConfig
 
     def __init__(self, cfg: AssociativeMemoryConfig, data_dir: str | Path | None = None):
@@ -155,6 +176,23 @@ class AssociativeMemory(Task):
         }
         atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         return result
+
+    def sample(self, model: nn.Module, corrupt: float | None = None, occlude: bool | None = None, n: int = 8,
+               seed: int = 0) -> RecallGrid:
+        """The recall of the first ``n`` stored images (all, if fewer) from cues with ``corrupt`` of their pixels flipped
+        (or, with ``occlude``, their lower half erased), step by step: ``archzoo sample RUN --corrupt 0.3``."""
+        if corrupt is None and not occlude:
+            raise UserError("a Hopfield run samples recalls: say how to corrupt the stored images, e.g. --corrupt 0.3 "
+                            "(flip 30% of the pixels) or --occlude (erase the lower half)")
+        if corrupt is not None and occlude:
+            raise UserError("give --corrupt or --occlude, not both")
+        if corrupt is not None and (isinstance(corrupt, bool) or not isinstance(corrupt, (int, float))
+                                    or not 0 <= corrupt <= 1):
+            raise UserError(f"--corrupt is the fraction of pixels to flip, in [0, 1]; got {corrupt}")
+        n = min(check_count("-n", n, 1, 1 << 24, "draw fewer"), len(self.patterns()))  # at most every stored image
+        seed = check_seed(seed)
+        what = "occluded" if occlude else f"corrupt{corrupt:g}"
+        return RecallGrid(self, model, float(corrupt or 0.0), bool(occlude), seed, n, f"recall-{what}-seed{seed}.png")
 
     @torch.no_grad()
     def recall_grid(self, model: nn.Module, out: Path, corrupt: float, occluded: bool, seed: int = 0,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from archzoo.errors import UserError
 from archzoo.registry import Registry
 
 if TYPE_CHECKING:
@@ -25,6 +26,10 @@ class Task:
     Config: ClassVar[type]
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    # What a loaded run of this task does besides evaluating (``archzoo.load(RUN).<verb>(...)`` and the
+    # CLI command of the same name): some of predict, generate, translate, forecast, sample. Each is a
+    # method ``verb(model, ...)`` of the task returning a result that knows how to print and save itself.
+    verbs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, data_dir: str | Path | None = None):
         self.cfg = cfg
@@ -39,6 +44,11 @@ class Task:
     def summary_lines(self, result: dict[str, Any]) -> list[str]:
         """Plain-text lines summarising a ``report`` result."""
         raise NotImplementedError
+
+    def verb_defaults(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Verb options that the run's test report (eval.json) settled, e.g. the length penalty a
+        translation run chose on validation. Default: none."""
+        return {}
 
     def model_args(self) -> dict[str, Any]:
         """Arguments the data decides (input shape, number of classes); merged into the model config."""
@@ -136,6 +146,35 @@ class TensorPairSplits:
     def to(self, device: torch.device) -> None:
         self.device = device
         self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
+
+
+MAX_SEED = 2**63 - 1
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model computes: its first parameter's or buffer's device (CPU for one with neither, such as
+    a model whose layers were all quantized to int8)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def check_seed(seed: object) -> int:
+    """A user's sampling seed as an int in [0, 2^63 - 1] (what ``torch.Generator.manual_seed`` takes)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"the seed must be an integer in [0, 2^63 - 1], got {seed!r}")
+    return seed
+
+
+def check_count(what: str, count: object, low: int, high: int, why: str) -> int:
+    """An integer count in [low, high]; above ``high`` the error says ``why`` (refused before any allocation)."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise UserError(f"{what} must be an integer >= {low}, got {count!r}")
+    if count < low:
+        raise UserError(f"{what} must be >= {low}, got {count}")
+    if count > high:
+        raise UserError(f"{what} = {count:,} is more than {high:,}: {why}")
+    return count
 
 
 def step_seed(seed: int, step: int) -> int:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.data.images import load_image_split
+from archzoo.data.images import load_image_split, load_user_image, prepare_user_image
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, TensorPairSplits, register_task
+from archzoo.tasks.base import Task, TensorPairSplits, check_count, model_device, register_task
 
 # Batched, seeded augmentations, applied in this order; ``data.augment`` joins any of them with "+"
 # ("crop+flip"), or is "none". "shift" and "crop" name one op: a random crop of the image zero-padded
@@ -129,11 +131,100 @@ def confusion_matrix(labels: torch.Tensor, pred: torch.Tensor, k: int) -> tuple[
     return confusion, (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
 
 
+@dataclass
+class Predictions:
+    """Class probabilities of user inputs (images or sentences), as ``Run.predict`` returns them.
+
+    ``names`` says how each input is printed (a file path, the sentence, or "#i" for an array);
+    ``probs`` is (N, K) over ``classes``; ``top`` is how many classes ``lines`` shows per input.
+    """
+
+    names: list[str]
+    classes: list[str]
+    probs: torch.Tensor
+    top: int
+
+    @property
+    def labels(self) -> list[str]:
+        """The most probable class of each input."""
+        return [self.classes[int(i)] for i in self.probs.argmax(1)]
+
+    def lines(self) -> list[str]:
+        """One line per input: its name, a tab, then its ``top`` classes with their probabilities."""
+        k = min(self.top, len(self.classes))
+        out = []
+        for name, p in zip(self.names, self.probs, strict=True):
+            values, indices = p.topk(k)
+            ranked = "  ".join(f"{self.classes[i]} {v:.3f}" for v, i in zip(values.tolist(), indices.tolist(), strict=True))
+            out.append(f"{name}\t{ranked}")
+        return out
+
+
+def check_top(top: object) -> int:
+    return check_count("--top", top, 1, 1 << 30, "ask for fewer classes")
+
+
+def user_images(inputs: Any, shape: tuple[int, int, int], photo: bool) -> tuple[torch.Tensor, list[str]]:
+    """User images as one float batch (N, C, H, W) in [0, 1] and a printable name for each.
+
+    Accepts one input or a list of them: file paths (``str`` or ``Path``) and PIL images are prepared
+    as the dataset's images were (``data.images.prepare_user_image``); tensors and numpy arrays are taken
+    as pixels already of the model's size, (H, W), (C, H, W) or a batch (N, C, H, W), uint8 in 0..255 or
+    float in [0, 1].
+    """
+    from PIL import Image
+
+    c, h, w = shape
+    single = isinstance(inputs, str | Path | Image.Image | np.ndarray | torch.Tensor)
+    items = [inputs] if single else list(inputs) if isinstance(inputs, Sequence) else None
+    if not items:
+        got = type(inputs).__name__ if items is None else "an empty list"
+        raise UserError(f"predict takes an image, a file path or a list of them, got {got}")
+    images, names = [], []
+    for index, item in enumerate(items):
+        if isinstance(item, str | Path):
+            images.append(load_user_image(item, c, h, photo)[None])
+            names.append(str(item))
+        elif isinstance(item, Image.Image):
+            images.append(prepare_user_image(item, c, h, photo)[None])
+            names.append(f"#{index}")
+        elif isinstance(item, np.ndarray | torch.Tensor):
+            batch = pixel_batch(torch.as_tensor(item), shape)
+            names += [f"#{index}" if len(batch) == 1 else f"#{index}.{i}" for i in range(len(batch))]
+            images.append(batch)
+        else:
+            raise UserError(f"predict cannot read a {type(item).__name__}; give file paths, PIL images, numpy arrays "
+                            "or tensors")
+    return torch.cat(images), names
+
+
+def pixel_batch(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Pixels (H, W), (C, H, W) or (N, C, H, W) as a float batch in [0, 1]; a wrong shape or range raises one line."""
+    c, h, w = shape
+    if x.dim() == 2 and c == 1:
+        x = x[None]
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or tuple(x.shape[1:]) != shape:
+        raise UserError(f"the model takes images of shape ({c}, {h}, {w}) or a batch (N, {c}, {h}, {w}), got an array "
+                        f"of shape {tuple(x.shape)}; pass a file path or a PIL image to have it resized")
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if not x.is_floating_point():
+        raise UserError(f"image arrays must be uint8 (0..255) or float (0..1), got {x.dtype}")
+    x = x.float()
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise UserError(f"float image arrays must hold pixels in [0, 1], got values in [{x.min():.3g}, {x.max():.3g}]; "
+                        "divide 0..255 pixels by 255")
+    return x
+
+
 @register_task("classification")
 class ImageClassification(TensorPairSplits, Task):
     Config = ClassificationConfig
     primary_metric = "accuracy"
     higher_is_better = True
+    verbs = ("predict",)
 
     def __init__(self, cfg: ClassificationConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -217,7 +308,7 @@ class ImageClassification(TensorPairSplits, Task):
         return F.cross_entropy(model(x), y, label_smoothing=self.cfg.label_smoothing)
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def logits(self, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Logits for ``x`` computed in batches (float32 on the way out)."""
         model.eval()
         return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
@@ -225,7 +316,22 @@ class ImageClassification(TensorPairSplits, Task):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         x, y = self.split(split)
-        return accuracy_and_loss(self.predict(model, x, batch_size), y)
+        return accuracy_and_loss(self.logits(model, x, batch_size), y)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, images: Any, top: int = 3, batch_size: int = 256) -> Predictions:
+        """Class probabilities of user images: file paths, PIL images, numpy arrays or tensors (see
+        ``user_images``), normalised with the dataset's statistics like its own images.
+
+        Shapes: images -> probs (N, K).
+        """
+        top = check_top(top)
+        photo = DATASETS.get(self.cfg.dataset).meta.get("format") == "cifar10-binary"  # photographs: no centring
+        pixels, names = user_images(images, tuple(model.input_shape), photo)
+        device = model_device(model)
+        x = normalise(pixels.to(device) * 255.0, self.mean, self.std)
+        probs = self.logits(model, x, batch_size).softmax(-1).cpu()
+        return Predictions(names, self.classes, probs, top)
 
     def summary_lines(self, result: dict[str, Any]) -> list[str]:
         lines = [f"{self.cfg.dataset} test ({result['examples']} examples): accuracy {result['accuracy']:.4f}, "
@@ -237,7 +343,7 @@ class ImageClassification(TensorPairSplits, Task):
         from archzoo.viz.plots import plot_confusion, plot_image_grid
 
         x, y = self.split("test")
-        logits = self.predict(model, x, batch_size)
+        logits = self.logits(model, x, batch_size)
         pred = logits.argmax(1)
         confusion, per_class = confusion_matrix(y, pred, len(self.classes))
         wrong = (pred != y).nonzero().flatten()[:64].cpu()

@@ -23,7 +23,7 @@ from archzoo.data.sources import DATASETS
 from archzoo.data.timeseries import FILLS, SPLITS, Scaler, load_series, split_borders, window_starts
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, register_task
+from archzoo.tasks.base import Task, check_count, model_device, register_task
 
 TRANSFORMS = ("none", "log")
 
@@ -63,6 +63,7 @@ class Forecasting(Task):
     Config = ForecastingConfig
     primary_metric = "mse"
     higher_is_better = False
+    verbs = ("forecast",)
 
     def __init__(self, cfg: ForecastingConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -132,7 +133,7 @@ class Forecasting(Task):
         return F.mse_loss(model(x).float(), y)
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, split: str, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def split_forecasts(self, model: nn.Module, split: str, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Forecasts and targets (windows, H, C) of every window of a split, standardised scale."""
         if split not in SPLITS:
             raise UserError(f"no {split!r} split; choose one of {', '.join(SPLITS)}")
@@ -147,14 +148,14 @@ class Forecasting(Task):
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         """MSE and MAE over every window, step and variable of a split, on the standardised scale."""
-        pred, true = self.predict(model, split, batch_size)
+        pred, true = self.split_forecasts(model, split, batch_size)
         return {"mse": F.mse_loss(pred, true).item(), "mae": F.l1_loss(pred, true).item()}
 
     def original_scale(self, values: torch.Tensor) -> np.ndarray:
         return self.scaler.inverse(values.detach().cpu().double().numpy())
 
     def report(self, model: nn.Module, out_dir: Path, batch_size: int) -> dict[str, Any]:
-        pred, true = self.predict(model, "test", batch_size)
+        pred, true = self.split_forecasts(model, "test", batch_size)
         p, t = self.original_scale(pred), self.original_scale(true)
         a, b = self.borders["test"]
         result: dict[str, Any] = {
@@ -181,45 +182,120 @@ class Forecasting(Task):
 
     # -- forecasts for people ----------------------------------------------------------------
     @torch.no_grad()
-    def forecast(self, model: nn.Module, split: str = "test", window: int = -1, future: bool = False
-                 ) -> dict[str, Any]:
-        """One forecast on the original scale: the look-back ``history`` (L, C), the ``forecast`` (H, C)
-        and, unless ``future`` (forecasting past the end of the data), the ``truth`` (H, C)."""
-        n, length = len(self.series), self.cfg.seq_len
-        if future:
-            start = n - length
+    def forecast(self, model: nn.Module, series: Any = None, horizon: int | None = None, split: str = "test",
+                 window: int = -1, future: bool = False) -> Forecast:
+        """One forecast on the original scale of the series.
+
+        With ``series`` (rows (N, C) or, for one variable, (N,): a numpy array, tensor or nested list in
+        the variables' order, N >= the look-back): the forecast of the steps after its last row. Without:
+        window ``window`` of ``split``, with the truth beside it, or (``future``) the steps after the last
+        row of the data. ``horizon`` defaults to the model's; a longer one feeds the forecasts back in as
+        inputs, ``horizon`` at a time (iterated multi-step forecasting).
+        Shapes: history (L, C), forecast (horizon, C), truth (horizon, C) or None.
+        """
+        length, trained = self.cfg.seq_len, self.cfg.horizon
+        horizon = trained if horizon is None else check_count("horizon", horizon, 1, 100 * trained,
+                                                               "forecast at most 100 x the trained horizon")
+        columns, times = self.series.columns, self.series.times
+        truth, forecast_times = None, []
+        if series is not None:
+            history = user_series(series, length, columns)
+            history_times = [f"-{length - i}" for i in range(length)]
+            start = None
         else:
-            starts = self.starts[split]
-            if not -len(starts) <= window < len(starts):
-                raise UserError(f"--window {window} is out of range: the {split} split has {len(starts)} windows "
-                                f"(0 .. {len(starts) - 1}, or -1 for the last)")
-            start = int(starts[window])
+            if future:
+                start = len(self.series) - length
+            else:
+                if split not in SPLITS:
+                    raise UserError(f"no {split!r} split; choose one of {', '.join(SPLITS)}")
+                starts = self.starts[split]
+                if isinstance(window, bool) or not isinstance(window, int) or not -len(starts) <= window < len(starts):
+                    raise UserError(f"--window {window} is out of range: the {split} split has {len(starts)} windows "
+                                    f"(0 .. {len(starts) - 1}, or -1 for the last)")
+                start = int(starts[window])
+                end = start + length
+                truth = self.series.values[end:end + horizon]
+                forecast_times = times[end:end + horizon]
+            history = self.series.values[start:start + length]
+            history_times = times[start:start + length]
         model.eval()
-        tensors = [*model.parameters(), *model.buffers()]
-        x = self.data[start:start + length].to(tensors[0].device if tensors else self.data.device)[None]
-        forecast = self.original_scale(model(x).float()[0])
-        end = start + length
-        times = self.series.times
-        return {"history_times": times[start:end], "history": self.series.values[start:end], "forecast": forecast,
-                "truth": None if future else self.series.values[end:end + self.cfg.horizon],
-                "forecast_times": times[end:end + self.cfg.horizon] if not future else [],
-                "columns": self.series.columns, "start": start}
+        device = model_device(model)
+        x = torch.tensor(self.scaler.transform(history), dtype=torch.float32, device=device)[None]
+        steps = []
+        while sum(len(s) for s in steps) < horizon:
+            y = model(x).float()
+            steps.append(y[0])
+            x = torch.cat([x, y], dim=1)[:, -length:]  # the forecasts become the newest inputs
+        forecast = self.original_scale(torch.cat(steps)[:horizon])
+        return Forecast(self.cfg.dataset, columns, list(history_times), history, forecast,
+                        list(forecast_times), truth, start)
 
     def plot(self, model: nn.Module, path: Path, split: str = "test", window: int = -1, future: bool = False,
              channel: str | None = None, title: str = "") -> Path:
-        from archzoo.viz.plots import plot_forecast
+        return self.forecast(model, split=split, window=window, future=future).plot(
+            path, channel, title or f"{self.cfg.dataset}: look-back {self.cfg.seq_len}, horizon {self.cfg.horizon}")
 
-        f = self.forecast(model, split, window, future)
-        k = self.channel_index(channel)
-        return plot_forecast(f["history_times"] + f["forecast_times"], f["history"][:, k], f["forecast"][:, k],
-                             None if f["truth"] is None else f["truth"][:, k], path,
-                             title or f"{self.cfg.dataset} {self.series.columns[k]}: look-back {self.cfg.seq_len}, "
-                                      f"horizon {self.cfg.horizon}")
+
+def user_series(series: Any, length: int, columns: list[str]) -> np.ndarray:
+    """The last ``length`` rows (L, C) of a user's series, float64, checked against the run's variables."""
+    try:
+        values = np.asarray(series.detach().cpu() if isinstance(series, torch.Tensor) else series, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"a series must be numbers, rows (N, {len(columns)}) in the order {', '.join(columns)}; got "
+                        f"{type(series).__name__}") from None
+    if values.ndim == 1 and len(columns) == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[1] != len(columns):
+        raise UserError(f"the run forecasts {len(columns)} variable(s) ({', '.join(columns)}): give rows (N, "
+                        f"{len(columns)}), got an array of shape {values.shape}")
+    if len(values) < length:
+        raise UserError(f"the model looks back {length} steps; give at least {length} rows, got {len(values)}")
+    if not np.isfinite(values[-length:]).all():
+        raise UserError("the last look-back rows of the series hold NaN or infinite values; fill them first")
+    return values[-length:]
+
+
+@dataclass
+class Forecast:
+    """One forecast (``Run.forecast``) on the original scale: the look-back ``history`` (L, C), the
+    ``forecast`` (H, C) and, when the run's own data has them, the ``truth`` (H, C) and the times;
+    ``start`` is the history's first row in the run's data (None for a user's series)."""
+
+    dataset: str
+    columns: list[str]
+    history_times: list[str]
+    history: np.ndarray
+    forecast: np.ndarray
+    forecast_times: list[str]
+    truth: np.ndarray | None
+    start: int | None
 
     def channel_index(self, channel: str | None) -> int:
-        columns = self.series.columns
         if channel is None:
-            return len(columns) - 1  # the target is the last column by convention (ETTh1's OT)
-        if channel not in columns:
-            raise UserError(f"--channel {channel!r} is not a variable of this run; choose one of {', '.join(columns)}")
-        return columns.index(channel)
+            return len(self.columns) - 1  # the target is the last column by convention (ETTh1's OT)
+        if channel not in self.columns:
+            raise UserError(f"--channel {channel!r} is not a variable of this run; choose one of {', '.join(self.columns)}")
+        return self.columns.index(channel)
+
+    def lines(self, channel: str | None = None) -> list[str]:
+        """A table of time, forecast (and truth) of one variable, then its errors when the truth is known."""
+        k = self.channel_index(channel)
+        times = self.forecast_times or [f"+{h + 1}" for h in range(len(self.forecast))]
+        truth = self.truth
+        out = ["time\tforecast" + ("\ttruth" if truth is not None else "")]
+        out += [f"{t}\t{self.forecast[h, k]:.4f}" + (f"\t{truth[h, k]:.4f}" if truth is not None else "")
+                for h, t in enumerate(times)]
+        if truth is not None:
+            error = self.forecast[:, k] - truth[:, k]
+            out.append(f"{self.columns[k]}: RMSE {np.sqrt(np.mean(error ** 2)):.4f}, MAE {np.mean(np.abs(error)):.4f} "
+                       "(original scale)")
+        return out
+
+    def plot(self, path: Path, channel: str | None = None, title: str = "") -> Path:
+        """History, forecast and truth of one variable in one PNG."""
+        from archzoo.viz.plots import plot_forecast
+
+        k = self.channel_index(channel)
+        return plot_forecast(self.history_times + self.forecast_times, self.history[:, k], self.forecast[:, k],
+                             None if self.truth is None else self.truth[:, k], Path(path),
+                             title or f"{self.dataset} {self.columns[k]}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from archzoo.data.images import load_idx_split
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text, ensure_writable_dir
-from archzoo.tasks.base import Task, register_task
+from archzoo.tasks.base import Task, check_count, check_seed, register_task
 
 if TYPE_CHECKING:
     from archzoo.training.trainer import TrainStep
@@ -46,6 +46,30 @@ class GenerationConfig:
             raise UserError("data.val_size must be >= 0 and data.grid_size >= 1")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise UserError(f"data.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+
+
+MAX_GRID = 1024  # images in one sample grid: 128 rows of 8, about 14,000 x 1,200 pixels
+MAX_STRIP = 64  # images in one interpolation strip (one row)
+
+
+@dataclass
+class ImageSamples:
+    """Generated images (N, C, H, W) in [0, 1] (``Run.sample``), drawn as a grid of ``columns`` with a
+    title per image (the class of a conditional model) and a caption; ``default_file`` names the PNG
+    that the CLI writes into the run folder when no file is given."""
+
+    images: torch.Tensor
+    titles: list[str]
+    caption: str
+    columns: int
+    default_file: str
+    notes: list[str] = field(default_factory=list)
+    streamed = False
+
+    def save(self, path: Path) -> Path:
+        from archzoo.viz.plots import plot_image_grid
+
+        return plot_image_grid(self.images, self.titles, Path(path), self.caption, columns=self.columns)
 
 
 @contextlib.contextmanager
@@ -118,6 +142,7 @@ class ImageGeneration(Task):
     Config = GenerationConfig
     primary_metric = "d_loss"
     higher_is_better = False
+    verbs = ("sample",)
 
     def __init__(self, cfg: GenerationConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -268,35 +293,39 @@ class ImageGeneration(Task):
         t = torch.linspace(0, 1, count)[:, None]
         return self.generate(model, count, labels=labels, noise=(1 - t) * ends[0] + t * ends[1])
 
-    def sample_grid(self, model: nn.Module, out: Path, count: int, seed: int = 0, class_index: int | None = None,
-                    interpolate: bool = False) -> dict[str, Any]:
-        """Draw ``count`` samples (or an interpolation strip) into the PNG ``out``."""
-        from archzoo.viz.plots import plot_image_grid
-
-        if count < 1:
-            raise UserError(f"-n must be >= 1, got {count}")
+    def sample(self, model: nn.Module, n: int = 64, seed: int = 0, class_index: int | None = None,
+               interpolate: bool = False) -> ImageSamples:
+        """``n`` generated images (or, with ``interpolate``, a strip of ``n`` between two latent points),
+        of one class ``class_index`` for a conditional model; bounded so that the grid stays drawable
+        (MAX_GRID images, MAX_STRIP in a strip), refused before anything is allocated."""
+        seed = check_seed(seed)
+        if interpolate and isinstance(n, int) and n < 2:
+            raise UserError(f"an interpolation needs at least 2 images, got -n {n}")
+        if interpolate:
+            check_count("-n", n, 2, MAX_STRIP, "an interpolation strip is one row; draw fewer images")
+        else:
+            check_count("-n", n, 1, MAX_GRID, "a grid of more images is unreadable and needs gigabytes to draw; "
+                        "draw several grids with other seeds")
         labels = None
         if class_index is not None:
             if not model.num_classes:
                 raise UserError(f"--class needs a class-conditional model (cgan, or num_classes > 0); "
                                 f"this {type(model.generator).__name__} is unconditional")
-            if not 0 <= class_index < model.num_classes:
+            if isinstance(class_index, bool) or not isinstance(class_index, int) or not 0 <= class_index < model.num_classes:
                 raise UserError(f"--class {class_index} is out of range: the model knows classes "
                                 f"0..{model.num_classes - 1}")
-            labels = torch.full((count,), class_index)
-        ensure_writable_dir(Path(out).parent, "choose another --out")
+            labels = torch.full((n,), class_index)
         if interpolate:
-            images = self.interpolate(model, count, seed, labels)
-            what = f"interpolation between two latent points (seed {seed})"
+            images = self.interpolate(model, n, seed, labels)
+            caption = f"interpolation between two latent points (seed {seed})"
         else:
-            images = self.generate(model, count, seed, labels)
-            what = f"{count} samples (seed {seed})"
+            images = self.generate(model, n, seed, labels)
+            caption = f"{n} samples (seed {seed})"
         if class_index is not None:
-            what += f", class {self.classes[class_index] if class_index < len(self.classes) else class_index}"
-        titles = [self.classes[int(c)] for c in torch.arange(count) % model.num_classes] if (
+            caption += f", class {self.classes[class_index] if class_index < len(self.classes) else class_index}"
+        titles = [self.classes[int(c)] for c in torch.arange(n) % model.num_classes] if (
             model.num_classes and class_index is None) else []
-        plot_image_grid((images + 1) / 2, titles, Path(out), what, columns=count if interpolate else 8)
-        return {"images": images, "path": Path(out)}
+        return ImageSamples((images + 1) / 2, titles, caption, n if interpolate else 8, f"samples-seed{seed}.png")
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.no_grad()

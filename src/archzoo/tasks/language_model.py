@@ -7,9 +7,10 @@ character), and a stateless model returns ``None``.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,7 +22,7 @@ from archzoo.data.sources import DATASETS
 from archzoo.data.text import END, CharVocab, load_text, read_corpus
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, register_task, step_seed
+from archzoo.tasks.base import Task, check_count, check_seed, model_device, register_task, step_seed
 from archzoo.tasks.sampling import check_sampling, generate
 
 IGNORE = -1  # target id of padding (names shorter than the longest)
@@ -52,6 +53,7 @@ class LanguageModel(Task):
     Config = LanguageModelConfig
     primary_metric = "loss"
     higher_is_better = False
+    verbs = ("generate", "sample")
 
     def __init__(self, cfg: LanguageModelConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -220,22 +222,38 @@ class LanguageModel(Task):
                 f"{result['bpc']:.4f} bits/char, perplexity {result['ppl']:.3f}"]
 
     # -- generation --------------------------------------------------------------------------
-    def sample(self, model: nn.Module, out: TextIO, prompt: str = "", tokens: int = 500, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, seed: int = 0, num_samples: int = 1,
-               unknown: str = "error") -> dict[str, Any]:
-        """Write samples to ``out`` as they are generated. Streams continue ``prompt`` for ``tokens``
-        characters; line datasets (names) produce whole lines up to the end token and count how many
-        are new (not in the training set)."""
+    def generate(self, model: nn.Module, prompt: str = "", tokens: int = 500, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int = 0, unknown: str = "error",
+                 stream: TextIO | None = None) -> str:
+        """One continuation of ``prompt``: the prompt followed by ``tokens`` sampled characters (a line
+        dataset such as names: one line, ending at the end token). See ``sample``."""
+        return self.sample(model, 1, prompt, tokens, temperature, top_k, top_p, seed, unknown, stream).samples[0]
+
+    def sample(self, model: nn.Module, n: int = 1, prompt: str = "", tokens: int = 500, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, seed: int = 0, unknown: str = "error",
+               stream: TextIO | None = None) -> TextSamples:
+        """``n`` samples, each written to ``stream`` (if given) as it is generated. Streams continue
+        ``prompt`` for ``tokens`` characters; line datasets (names) produce whole lines up to the end token
+        and count how many are new (not in the training set). A prompt longer than a model's context
+        (GPT) is cut to its last ``context`` characters, which is all the model can read, with a note.
+        Prompt characters outside the vocabulary raise, or are dropped with ``unknown="skip"``."""
         check_sampling(temperature, top_k, top_p)
-        if tokens < 1 or num_samples < 1:
-            raise UserError("--tokens and --num-samples must be >= 1")
-        device = next(model.parameters()).device
+        check_count("--tokens", tokens, 1, MAX_SAMPLE_CHARACTERS, "generate less at a time")
+        check_count("-n", n, 1, MAX_SAMPLE_CHARACTERS // tokens,
+                    f"n x tokens may be at most {MAX_SAMPLE_CHARACTERS:,} characters; generate fewer or shorter samples")
+        seed = check_seed(seed)
+        if not isinstance(prompt, str):
+            raise UserError(f"the prompt must be a string, got {type(prompt).__name__}")
+        device = model_device(model)
         generator = torch.Generator().manual_seed(seed)
         end = self.vocab.index.get(END)
+        out = stream if stream is not None else io.StringIO()
+        notes: list[str] = []
         if self.layout == "lines":
-            prompt_ids = self.vocab.encode(END + prompt, unknown).to(device).repeat(num_samples, 1)
-            prompt = self.vocab.decode(prompt_ids[0, 1:])  # what the model reads (unknowns skipped)
-            rows = [[] for _ in range(num_samples)]
+            prompt_ids = self.vocab.encode(END + prompt, unknown)
+            prompt = self.vocab.decode(prompt_ids[1:])  # what the model reads (unknowns skipped)
+            prompt_ids = self.fit_context(model, prompt_ids, notes).to(device).repeat(n, 1)
+            rows = [[] for _ in range(n)]
             for token in generate(model, prompt_ids, tokens, temperature, top_k, top_p, generator, stop_token=end):
                 for row, t in zip(rows, token.tolist(), strict=True):
                     row.append(t)
@@ -244,16 +262,18 @@ class LanguageModel(Task):
                 out.write(name + "\n")
             out.flush()
             new = sum(name not in self.train_lines for name in names)
-            return {"samples": names, "new": new}
+            notes.append(f"{new} of {len(names)} are new (not in the training set)")
+            return TextSamples(names, stream is not None, notes, new)
         if not prompt:
             prompt = END if end is not None else self.vocab.chars[0]
-        prompt_ids = self.vocab.encode(prompt, unknown).to(device)[None]
-        if prompt_ids.shape[1] == 0:
-            raise UserError("the prompt has no character of the model's vocabulary left; give another --prompt")
-        prompt = self.vocab.decode(prompt_ids[0])
+        prompt_ids = self.vocab.encode(prompt, unknown)
+        if prompt_ids.shape[0] == 0:
+            raise UserError("the prompt has no character of the model's vocabulary left; give another prompt")
+        prompt = self.vocab.decode(prompt_ids)
+        prompt_ids = self.fit_context(model, prompt_ids, notes).to(device)[None]
         texts = []
-        for k in range(num_samples):
-            if num_samples > 1:
+        for k in range(n):
+            if n > 1:
                 out.write(f"--- sample {k + 1} ---\n")
             out.write(prompt)
             pieces = []
@@ -264,4 +284,40 @@ class LanguageModel(Task):
                 out.flush()
             out.write("\n")
             texts.append(prompt + "".join(pieces))
-        return {"samples": texts}
+        return TextSamples(texts, stream is not None, notes)
+
+    @staticmethod
+    def fit_context(model: nn.Module, ids: torch.Tensor, notes: list[str]) -> torch.Tensor:
+        """The last ``model.context`` of the prompt ids (a model with a bounded context, such as GPT,
+        reads no more), noting the cut; others take the whole prompt."""
+        context = getattr(model, "context", None)
+        if context is None or len(ids) <= context:
+            return ids
+        notes.append(f"the prompt has {len(ids)} characters, more than the model's context of {context}; "
+                     f"generation continues from its last {context}")
+        return ids[-context:]
+
+
+MAX_SAMPLE_CHARACTERS = 10_000_000  # n x tokens of one call: 40 MB of ids, hours of generation on a CPU
+
+
+@dataclass
+class TextSamples:
+    """Text samples of a language model (``Run.sample``): the texts, whether they were already written
+    to a stream as they were generated, notes for the user, and for names how many are new."""
+
+    samples: list[str]
+    streamed: bool
+    notes: list[str] = field(default_factory=list)
+    new: int | None = None
+    default_file = None  # printed, not saved, unless a file is asked for
+
+    def text(self) -> str:
+        """All samples as they are printed: one per line for names, with a header each for several texts."""
+        if self.new is not None or len(self.samples) == 1:
+            return "".join(s + "\n" for s in self.samples)
+        return "".join(f"--- sample {k + 1} ---\n{s}\n" for k, s in enumerate(self.samples))
+
+    def save(self, path: Path) -> Path:
+        atomic_write_text(path, self.text())
+        return Path(path)

@@ -21,8 +21,8 @@ from archzoo.data.sentences import WordVocab, fold_assignment, load_sentences, p
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
-from archzoo.tasks.classification import accuracy_and_loss, confusion_matrix
+from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, model_device, register_task
+from archzoo.tasks.classification import Predictions, accuracy_and_loss, check_top, confusion_matrix
 from archzoo.vocab import PAD_ID, UNK_ID
 
 
@@ -64,6 +64,7 @@ class SentenceClassification(TensorPairSplits, Task):
     Config = SentenceClassificationConfig
     primary_metric = "accuracy"
     higher_is_better = True
+    verbs = ("predict",)
 
     def __init__(self, cfg: SentenceClassificationConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -209,7 +210,7 @@ class SentenceClassification(TensorPairSplits, Task):
         return F.cross_entropy(logits.float(), ids[chosen])
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def logits(self, model: nn.Module, ids: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Logits for padded ``ids`` in batches, each cut to its longest sentence (float32)."""
         model.eval()
         return torch.cat([model(trim(ids[i:i + batch_size])).float() for i in range(0, len(ids), batch_size)])
@@ -217,7 +218,22 @@ class SentenceClassification(TensorPairSplits, Task):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         ids, labels = self.split(split)
-        return accuracy_and_loss(self.predict(model, ids, batch_size), labels)
+        return accuracy_and_loss(self.logits(model, ids, batch_size), labels)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, sentences: str | list[str], top: int = 1, batch_size: int = 256) -> Predictions:
+        """Label probabilities of user sentences (one string or a list of them), tokenized and looked up
+        in the run's vocabulary like the training sentences.
+
+        Shapes: sentences (N) -> probs (N, K).
+        """
+        top = check_top(top)
+        items = [sentences] if isinstance(sentences, str) else sentences
+        if not isinstance(items, list | tuple) or not items or not all(isinstance(t, str) for t in items):
+            raise UserError(f"predict takes a sentence or a list of sentences (strings), got {type(sentences).__name__}"
+                            + (" (empty)" if isinstance(items, list | tuple) and not items else ""))
+        ids = self.encode(list(items)).to(model_device(model))
+        return Predictions(list(items), self.classes, self.logits(model, ids, batch_size).softmax(-1).cpu(), top)
 
     def summary_lines(self, result: dict[str, Any]) -> list[str]:
         lines = [f"{self.cfg.dataset} fold {result['fold']} of {result['num_folds']} ({result['examples']} test "
@@ -229,7 +245,7 @@ class SentenceClassification(TensorPairSplits, Task):
         from archzoo.viz.plots import plot_confusion
 
         ids, labels = self.split("test")
-        logits = self.predict(model, ids, batch_size)
+        logits = self.logits(model, ids, batch_size)
         pred = logits.argmax(1)
         confusion, per_class = confusion_matrix(labels, pred, len(self.classes))
         plot_confusion(confusion, self.classes, out_dir / "confusion.png")

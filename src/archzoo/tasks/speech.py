@@ -28,7 +28,7 @@ from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
 from archzoo.layers.spectral import LogMelSpectrogram, normalize_utterances
-from archzoo.tasks.base import Task, length_buckets, register_task
+from archzoo.tasks.base import Task, check_count, length_buckets, model_device, register_task
 from archzoo.tasks.classification import accuracy_and_loss, confusion_matrix
 
 FEATURES = ("logmel", "mfcc")
@@ -109,11 +109,29 @@ def trim(x: Tensor, lengths: Tensor) -> Tensor:
     return x[:, :int(lengths.max())]
 
 
+@dataclass
+class Transcripts:
+    """What ``Run.transcribe`` returns: for each file, the recognised digits (``texts``) and the ``top``
+    best readings with their probabilities (``alternatives``); ``notes`` tell what was done to the audio
+    (mixed down, resampled)."""
+
+    files: list[str]
+    texts: list[str]
+    alternatives: list[list[tuple[str, float]]]
+    notes: list[str]
+
+    def lines(self) -> list[str]:
+        """One line per file: the file, its digits, and the alternatives with probabilities, tab-separated."""
+        return [f"{path}\t{text or '(nothing)'}\t" + "  ".join(f"{t or '(nothing)'} {p:.3f}" for t, p in alternatives)
+                for path, text, alternatives in zip(self.files, self.texts, self.alternatives, strict=True)]
+
+
 class SpeechTask(Task):
     """What the speech tasks share: the feature front end, splits held as (frames, lengths, targets) on the
     task's device, bucketed batches with SpecAugment, and reading a user's recordings."""
 
     cfg: SpeechConfig
+    verbs = ("transcribe",)
 
     def __init__(self, cfg: SpeechConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -157,6 +175,10 @@ class SpeechTask(Task):
     def read_recordings(self, paths: list[str | Path]) -> tuple[Tensor, Tensor, list[str]]:
         """Frames and lengths of a user's audio files plus notices (mixed down, resampled); unusable files
         raise one line naming the file and the fix."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        if not paths:
+            raise UserError("nothing to transcribe: give one or more WAV files")
         audio = [read_audio(p, self.sample_rate, self.frontend.win_length, self.cfg.max_seconds) for p in paths]
         feats, frames = self.featurize([a.waveform for a in audio])
         return feats, frames, [notice for a in audio for notice in a.notices]
@@ -315,13 +337,15 @@ class SpokenDigits(SpeechTask):
         return result
 
     @torch.no_grad()
-    def transcribe(self, model: nn.Module, paths: list[str | Path], top: int = 3) -> tuple[list[dict[str, Any]], list[str]]:
-        """Each file's most likely digit and the ``top`` best with probabilities; and the notices."""
-        feats, frames, notices = self.read_recordings(paths)
-        device = next(model.parameters()).device
-        probs = self.predict(model, feats.to(device), frames.to(device), 64).softmax(1)
+    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3) -> Transcripts:
+        """Each file's most likely digit and the ``top`` best with probabilities."""
+        check_count("--top", top, 1, 1000, "ask for fewer alternatives")
+        files = [files] if isinstance(files, (str, Path)) else list(files)
+        feats, frames, notices = self.read_recordings(files)
+        device = model_device(model)
+        probs = self.predict(model, feats.to(device), frames.to(device), 64).float().softmax(1)
         values, indices = probs.topk(min(top, len(self.classes)), dim=1)
-        results = [{"file": str(p), "text": self.classes[int(i[0])],
-                    "alternatives": [(self.classes[int(k)], float(v)) for v, k in zip(vs, i, strict=True)]}
-                   for p, vs, i in zip(paths, values, indices, strict=True)]
-        return results, notices
+        alternatives = [[(self.classes[int(k)], float(v)) for v, k in zip(vs, i, strict=True)]
+                        for vs, i in zip(values, indices, strict=True)]
+        return Transcripts([str(p) for p in files], [a[0][0] for a in alternatives], alternatives,
+                           [f"notice: {n}" for n in notices])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from archzoo.data.translation import (
 )
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
+from archzoo.tasks.base import Task, TensorPairSplits, check_count, length_buckets, model_device, register_task
 from archzoo.tasks.decoding import Decoded, decode
 from archzoo.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -114,11 +114,54 @@ def bleu_by_length(sources: list[str], hypotheses: list[str], references: list[s
     return out
 
 
+def token_label(tokenizer: Tokenizer, token_id: int) -> str:
+    """An axis label for one id: its text, "</s>" for EOS, "▁" for a piece that is only a space."""
+    return "</s>" if token_id == EOS_ID else tokenizer.decode([token_id]) or "▁"
+
+
+@dataclass
+class Translations:
+    """Translations of user sentences (``Run.translate``), notes for the user (cut sentences) and, when
+    asked for, one sentence's attention weights: (T, S) for additive attention, (T, L, H, S) for a
+    Transformer's cross-attention (decoder layer L, head H), over the output and source tokens."""
+
+    sources: list[str]
+    texts: list[str]
+    notes: list[str]
+    model: str
+    attention: Tensor | None = None
+    source_tokens: list[str] = field(default_factory=list)
+    output_tokens: list[str] = field(default_factory=list)
+
+    def save(self, path: Path) -> Path:
+        atomic_write_text(path, "\n".join(self.texts) + "\n")
+        return Path(path)
+
+    def plot_attention(self, path: Path, layer: int = -1, head: int = -1) -> Path:
+        """The heatmap of output steps x source tokens; for the Transformer one decoder layer's
+        cross-attention, one head or (head -1) the mean of the heads."""
+        from archzoo.viz.plots import plot_attention
+
+        if self.attention is None:
+            raise UserError("no attention was kept; translate one sentence with attention=True")
+        weights, title = self.attention, self.model
+        if weights.dim() == 4:
+            layers, heads = weights.shape[1], weights.shape[2]
+            if not -layers <= layer < layers or not -1 <= head < heads:
+                raise UserError(f"--layer must be in [{-layers}, {layers - 1}] and --head in [0, {heads - 1}] "
+                                "(or -1 for the mean of the heads)")
+            weights = weights[:, layer]
+            weights = weights.mean(1) if head == -1 else weights[:, head]
+            title += f", decoder layer {layer % layers}, " + ("mean of heads" if head == -1 else f"head {head}")
+        return plot_attention(weights, self.source_tokens, self.output_tokens, Path(path), title)
+
+
 @register_task("translation")
 class Translation(TensorPairSplits, Task):
     Config = TranslationConfig
     primary_metric = "bleu"
     higher_is_better = True
+    verbs = ("translate",)
 
     def __init__(self, cfg: TranslationConfig, data_dir: str | Path | None = None):
         super().__init__(cfg, data_dir)
@@ -266,9 +309,53 @@ class Translation(TensorPairSplits, Task):
             rows.append([*ids, EOS_ID])
         return pad_ids(rows).to(self.device), truncated
 
-    def translate(self, model: nn.Module, sentences: list[str], beam_size: int | None = None) -> list[str]:
-        src, _ = self.encode_sources(sentences)
-        return self.detokenize(self.decode_ids(model, src, beam_size or self.cfg.beam_size))
+    @torch.no_grad()
+    def translate(self, model: nn.Module, sentences: str | list[str], beam: int | None = None,
+                  length_penalty: float | None = None, attention: bool = False, source: str | None = None,
+                  target: str | None = None) -> Translations:
+        """Translate user sentences (one string or a list) by beam search of width ``beam`` (default
+        data.beam_size; 1 decodes greedily) with GNMT's ``length_penalty`` (default data.length_penalty).
+        Sentences longer than data.max_tokens are cut, with a note. ``attention`` keeps the attention
+        weights of a single sentence for ``Translations.plot_attention``. ``source`` and ``target``, when
+        given, must be the run's languages."""
+        for flag, wanted, trained in (("--from", source, self.cfg.source), ("--to", target, self.cfg.target)):
+            if wanted and wanted != trained:
+                raise UserError(f"{flag} {wanted}: this run translates {self.pair.replace('-', ' -> ')}; train a run for "
+                                "that pair (--set data.source=... --set data.target=...) or use one")
+        items = [sentences] if isinstance(sentences, str) else sentences
+        if not isinstance(items, list | tuple) or not items or not all(isinstance(t, str) for t in items):
+            raise UserError(f"translate takes a {self.cfg.source} sentence or a list of them (strings), got "
+                            f"{type(sentences).__name__}" + (" (empty)" if isinstance(items, list | tuple) and not items else ""))
+        beam = self.cfg.beam_size if beam is None else check_count("--beam", beam, 1, 1000, "use a smaller beam")
+        alpha = self.cfg.length_penalty if length_penalty is None else length_penalty
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
+            raise UserError(f"the length penalty must be a finite number >= 0 (0 is no penalty), got {alpha}")
+        if attention and len(items) != 1:
+            raise UserError(f"attention is drawn for one sentence; got {len(items)}")
+        if attention and model.attention_kind == "none":
+            raise UserError(f"{type(model).__name__} has no attention to draw: it condenses the source into one "
+                            "vector; use a seq2seq_attention or transformer_seq2seq run")
+        self.to(model_device(model))
+        src, truncated = self.encode_sources(list(items))
+        notes = [f"warning: sentence {i + 1} has more than {self.cfg.max_tokens - 1} tokens; translated its first "
+                 f"{self.cfg.max_tokens - 1} (data.max_tokens)" for i in truncated]
+        decoded = self.decode_ids(model, src, beam, need_weights=attention, length_penalty=float(alpha))
+        result = Translations(list(items), self.detokenize(decoded), notes, type(model).__name__)
+        if attention:
+            assert decoded.attention is not None, "models with attention return its weights"
+            source_ids = [i for i in src[0].tolist() if i != PAD_ID]
+            output_ids = decoded.tokens[0].tolist()
+            output_ids = output_ids[:output_ids.index(EOS_ID) + 1] if EOS_ID in output_ids else output_ids
+            assert self.src_tok is not None and self.tgt_tok is not None
+            result.attention = decoded.attention[0, :len(output_ids), ..., :len(source_ids)].float().cpu()
+            result.source_tokens = [token_label(self.src_tok, i) for i in source_ids]
+            result.output_tokens = [token_label(self.tgt_tok, i) for i in output_ids]
+        return result
+
+    def verb_defaults(self, report: dict[str, Any]) -> dict[str, Any]:
+        """``translate`` uses the length penalty that the test report chose on validation (data.length_penalties)."""
+        alpha = report.get("length_penalty")
+        return {"translate": {"length_penalty": float(alpha)}} if isinstance(alpha, int | float) else {}
 
     # -- evaluation --------------------------------------------------------------------------------
     @torch.no_grad()

@@ -113,6 +113,22 @@ def new_run_dir(parent: Path, name: str) -> Path:
     raise UserError(f"cannot find a free run folder name under {parent}; choose one with --out")
 
 
+def is_locked(run_dir: Path) -> bool:
+    """Whether a training holds ``RUN/.lock`` now (a status.json left at "running" by a killed process
+    is not)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return False
+
+
 def jsonable(figures: dict[str, Any] | None) -> dict[str, Any] | None:
     """The plain values (numbers, strings, flags) of a result dict, for status.json."""
     if figures is None:
