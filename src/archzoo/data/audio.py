@@ -42,13 +42,28 @@ class Audio:
     notices: tuple[str, ...]
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
-    """(samples (S, channels) float32, sample rate); anything libsndfile cannot decode raises one line."""
+# the sample rates a user's file may have: resampling from a rate r builds a polyphase filter of about
+# 20 max(r, 8000) / gcd(r, 8000) taps, so a header claiming 2^31 Hz would ask for gigabytes
+MIN_RATE, MAX_RATE = 1_000, 384_000
+
+
+def _read(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """(samples (S, channels) float32, sample rate); anything libsndfile cannot decode raises one line.
+    With ``max_seconds``, the header's length and rate are checked before any sample is read."""
     import soundfile as sf
 
     if not path.is_file():
         raise UserError(f"audio file {path} does not exist (or is not a file)")
     try:
+        if max_seconds is not None:
+            info = sf.info(str(path))
+            if not MIN_RATE <= info.samplerate <= MAX_RATE:
+                raise UserError(f"{path} has a sample rate of {info.samplerate:,} Hz; give a recording at "
+                                f"{MIN_RATE:,}-{MAX_RATE:,} Hz (8 kHz like the training recordings)")
+            if info.frames > max_seconds * info.samplerate:
+                raise UserError(f"{path} is {info.frames / info.samplerate:.1f} s long; this model takes at most "
+                                f"{max_seconds:g} s of audio: cut it into shorter files (e.g. "
+                                f"`sox {path.name} part.wav trim 0 {max_seconds:g}`)")
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -62,11 +77,12 @@ def read_audio(path: str | Path, sample_rate: int, min_samples: int, max_seconds
 
     Stereo (any number of channels) is averaged to mono and another rate resampled (polyphase FIR,
     scipy.signal.resample_poly with its default Kaiser window), each with a notice. Refused in one
-    line: unreadable or non-audio files, no samples, fewer than ``min_samples`` (one analysis window)
-    after resampling, more than ``max_seconds``, non-finite samples, and digital silence.
+    line: unreadable or non-audio files, a sample rate outside 1-384 kHz, no samples, fewer than
+    ``min_samples`` (one analysis window) after resampling, more than ``max_seconds`` (checked on the
+    header, before reading), non-finite samples, and digital silence.
     """
     path = Path(path)
-    data, rate = _read(path)
+    data, rate = _read(path, max_seconds)
     notices = []
     if data.shape[0] == 0:
         raise UserError(f"{path} holds no samples (an empty recording); record at least one spoken digit")
