@@ -92,6 +92,20 @@ def test_a_random_network_shows_two_cycles_under_synchronous_updates() -> None:
     assert cycling.any()
 
 
+def test_the_symmetric_three_mixture_is_a_spurious_fixed_point() -> None:
+    """Amit, Gutfreund & Sompolinsky 1985: with a few random patterns stored by Hebb's rule, the state
+    sign(x1 + x2 + x3) is stable although it was never stored, and it is none of the patterns (it agrees
+    with each on about 3/4 of the units)."""
+    g = torch.Generator().manual_seed(0)
+    patterns = signs(5, 600, generator=g).float()
+    model = create_model("hopfield", size=600, num_patterns=5, rule="hebbian")
+    model.store(patterns)
+    mixture = torch.sign(patterns[:3].sum(0, keepdim=True))
+    assert torch.equal(model(mixture), mixture)
+    overlaps = (mixture @ patterns[:3].T / 600).squeeze(0)
+    assert ((overlaps > 0.4) & (overlaps < 0.6)).all()  # m = 1/2 with each: agreement (1 + m) / 2 = 3/4
+
+
 def test_hebbian_weights_are_the_outer_product_sum_without_diagonal() -> None:
     g = torch.Generator().manual_seed(0)
     p = signs(3, 7, generator=g)
