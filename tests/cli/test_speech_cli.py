@@ -59,11 +59,25 @@ def test_transcribe_prints_top_guesses_and_notices(runs: dict[str, Path], capsys
     assert rc == 0 and out.count("\n") == 1 and out.startswith(f"{mono}\t")
 
 
+def test_the_python_api_transcribes_too(runs: dict[str, Path]) -> None:
+    import archzoo
+
+    run = archzoo.load(runs["cnn"], device="cpu")
+    assert run.verbs == ("transcribe", "evaluate", "export")
+    result = run.transcribe(RECORDINGS / "7_jackson_2.wav", top=2)
+    assert result.files == [str(RECORDINGS / "7_jackson_2.wav")] and len(result.alternatives[0]) == 2
+    assert result.texts[0] == result.alternatives[0][0][0] and sum(p for _, p in result.alternatives[0]) <= 1 + 1e-6
+    ctc = archzoo.load(runs["ctc"], device="cpu").transcribe([RECORDINGS / "7_jackson_2.wav"] * 2)
+    assert len(ctc.lines()) == 2 and set(ctc.texts[0]) <= set("0123456789")
+
+
 @pytest.mark.parametrize(("make", "needle"), [
     (lambda p: p.write_bytes(b"RIFF\x00\x00garbage"), "not readable audio"),
     (lambda p: sf.write(p, np.zeros(0, np.float32), 8000), "no samples"),
     (lambda p: sf.write(p, np.full(100, 0.1, np.float32), 8000), "shorter than one analysis window"),
     (lambda p: sf.write(p, np.full(8000 * 6, 0.1, np.float32), 8000), "at most 5 s"),
+    (lambda p: sf.write(p, np.full(8000, 0.1, np.float32), 500), "sample rate of 500 Hz"),
+    (lambda p: p.write_text("seven\n"), "not readable audio"),
 ])
 def test_bad_audio_is_a_one_line_error(runs: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                        make, needle: str) -> None:  # noqa: ANN001
