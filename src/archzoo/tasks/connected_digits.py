@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from archzoo.data.audio import Clip, load_spoken_digits, seconds_to_samples
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import check_count, model_device, random_order, register_task, step_seed
+from archzoo.tasks.base import random_order, register_task, step_seed
 from archzoo.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
-from archzoo.tasks.speech import SpeechConfig, SpeechTask, Transcripts, trim
+from archzoo.tasks.speech import SpeechConfig, SpeechTask, trim
 
 BLANK = 0
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}  # folded into each utterance's seed
@@ -223,18 +223,11 @@ class ConnectedDigits(SpeechTask):
         atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         return result
 
-    @torch.no_grad()
-    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3) -> Transcripts:
-        """Each file's recognised digit string (prefix beam search) and the ``top`` best with probabilities."""
-        check_count("--top", top, 1, 1000, "ask for fewer alternatives")
-        files = [files] if isinstance(files, (str, Path)) else list(files)
-        feats, frames, notices = self.read_recordings(files)
-        device = model_device(model)
-        model.eval()
-        log_probs, out_lengths = self.log_probs(model, feats.to(device), frames.to(device))
-        alternatives = []
+    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int) -> list[list[tuple[str, float]]]:
+        """Each recording's recognised digit strings: the ``top`` best beams of prefix beam search."""
+        log_probs, out_lengths = self.log_probs(model, feats, frames)
+        readings = []
         for lp, n in zip(log_probs.float(), out_lengths, strict=True):
             beams = prefix_beam_search(lp[:n], max(self.cfg.beam_size, top), BLANK)[:top]
-            alternatives.append([("".join(str(c - 1) for c in labels), math.exp(score)) for labels, score in beams])
-        return Transcripts([str(p) for p in files], [a[0][0] for a in alternatives], alternatives,
-                           [f"notice: {n}" for n in notices])
+            readings.append([("".join(str(c - 1) for c in labels), math.exp(score)) for labels, score in beams])
+        return readings

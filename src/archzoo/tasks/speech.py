@@ -183,6 +183,22 @@ class SpeechTask(Task):
         feats, frames = self.featurize([a.waveform for a in audio])
         return feats, frames, [notice for a in audio for notice in a.notices]
 
+    @torch.no_grad()
+    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3) -> Transcripts:
+        """What was said in each file: the task's ``top`` best readings with their probabilities."""
+        check_count("--top", top, 1, 1000, "ask for fewer alternatives")
+        files = [files] if isinstance(files, (str, Path)) else list(files)
+        feats, frames, notices = self.read_recordings(files)
+        device = model_device(model)
+        model.eval()
+        alternatives = self.readings(model, feats.to(device), frames.to(device), top)
+        return Transcripts([str(p) for p in files], [a[0][0] for a in alternatives], alternatives,
+                           [f"notice: {n}" for n in notices])
+
+    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int) -> list[list[tuple[str, float]]]:
+        """Per recording, the ``top`` best (text, probability), best first."""
+        raise NotImplementedError
+
     # -- the trainer contract --------------------------------------------------------------------
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
@@ -336,16 +352,9 @@ class SpokenDigits(SpeechTask):
         atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         return result
 
-    @torch.no_grad()
-    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3) -> Transcripts:
-        """Each file's most likely digit and the ``top`` best with probabilities."""
-        check_count("--top", top, 1, 1000, "ask for fewer alternatives")
-        files = [files] if isinstance(files, (str, Path)) else list(files)
-        feats, frames, notices = self.read_recordings(files)
-        device = model_device(model)
-        probs = self.predict(model, feats.to(device), frames.to(device), 64).float().softmax(1)
+    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int) -> list[list[tuple[str, float]]]:
+        """Each recording's most likely digit and the ``top`` best with probabilities."""
+        probs = self.predict(model, feats, frames, 64).float().softmax(1)
         values, indices = probs.topk(min(top, len(self.classes)), dim=1)
-        alternatives = [[(self.classes[int(k)], float(v)) for v, k in zip(vs, i, strict=True)]
-                        for vs, i in zip(values, indices, strict=True)]
-        return Transcripts([str(p) for p in files], [a[0][0] for a in alternatives], alternatives,
-                           [f"notice: {n}" for n in notices])
+        return [[(self.classes[int(k)], float(v)) for v, k in zip(vs, i, strict=True)]
+                for vs, i in zip(values, indices, strict=True)]
