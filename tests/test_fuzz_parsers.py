@@ -3,7 +3,8 @@
 Parsers: IDX (data/idx.py), CIFAR-10 archives (data/cifar.py), series CSVs (data/timeseries.py), text
 corpora, sentence files and gzip parallel text, checkpoint weights and training state (training/checkpoint.py),
 run folders' config.json, status.json and metrics.jsonl, run
-configs, overrides and presets (config.py, training/config.py), user images (data/images.py).
+configs, overrides and presets (config.py, training/config.py), user images (data/images.py), user audio
+(WAV with headers that lie, data/audio.py).
 Any other exception type is a bug: the CLI would print "internal error" instead of a one-line fix.
 """
 
