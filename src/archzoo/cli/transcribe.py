@@ -16,7 +16,8 @@ from archzoo.cli.common import add_run
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transcribe", help="recognise spoken digits in WAV files with a speech run",
                        description="e.g. archzoo transcribe runs/spoken-digits-cnn-* one.wav two.wav; WAV files, "
-                       "mono 8 kHz like the training data (stereo is mixed down and other rates resampled, with a notice)")
+                       "mono 8 kHz like the training data (stereo is mixed down and other rates of 1-384 kHz resampled, with a "
+                       "notice); at most the run's data.max_seconds (5 s for isolated digits, 20 s for connected ones)")
     add_run(p)
     p.add_argument("files", nargs="+", type=Path, metavar="FILE.wav")
     p.add_argument("--top", type=int, default=3, help="how many alternatives to show (default 3)")
