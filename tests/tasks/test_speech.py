@@ -35,10 +35,34 @@ def test_spec_augment_masks_within_each_utterance_and_repeats_from_its_seed() ->
     assert torch.equal(half, out[2:])
 
 
+def test_frequency_warp_stretches_the_mel_axis_of_each_utterance() -> None:
+    from archzoo.tasks.speech import warp_bands
+
+    x = torch.arange(10.0).repeat(2, 3, 1)  # band f holds f, at every frame
+    x[1, 2] = 0.0  # a padding frame
+    assert torch.equal(warp_bands(x, torch.ones(2)), x)
+    out = warp_bands(x, torch.tensor([0.5, 1.2]))
+    assert torch.allclose(out[0, 0], torch.arange(10.0) * 0.5)  # band f reads band f / 2
+    assert torch.allclose(out[1, 0], (torch.arange(10.0) * 1.2).clamp(max=9))  # read past the top: the top band
+    assert torch.equal(out[1, 2], torch.zeros(10))  # padding stays zero
+    cfg = SpeechConfig(freq_masks=0, time_masks=0, freq_warp=0.2)
+    lengths = torch.tensor([3, 3, 3, 3])
+    full = spec_augment(torch.arange(10.0).repeat(4, 3, 1), lengths, torch.Generator().manual_seed(3), slice(0, 4), cfg)
+    assert not torch.equal(full[0], full[1])  # a factor per utterance
+    half = spec_augment(torch.arange(10.0).repeat(2, 3, 1), lengths, torch.Generator().manual_seed(3), slice(2, 4), cfg)
+    assert torch.equal(half, full[2:])
+    plain = SpeechConfig(freq_masks=2, time_masks=2)
+    warped = SpeechConfig(freq_masks=2, time_masks=2, freq_warp=1e-9)  # the same masks as without the warp
+    ones = torch.ones(4, 12, 10)
+    assert torch.equal(spec_augment(ones, lengths * 4, torch.Generator().manual_seed(4), slice(0, 4), plain) == 0,
+                       spec_augment(ones, lengths * 4, torch.Generator().manual_seed(4), slice(0, 4), warped) == 0)
+
+
 def test_config_mistakes_are_one_line_errors() -> None:
     for make in (lambda: SpokenDigitsConfig(features="fbank"), lambda: SpokenDigitsConfig(augment="mixup"),
-                 lambda: SpokenDigitsConfig(val_size=0), lambda: ConnectedDigitsConfig(min_digits=5, max_digits=3),
-                 lambda: SpokenDigitsConfig(hop_ms=40.0)):
+                 lambda: SpokenDigitsConfig(val_size=0), lambda: SpokenDigitsConfig(freq_warp=0.6),
+                 lambda: SpokenDigitsConfig(features="mfcc", freq_warp=0.1),
+                 lambda: ConnectedDigitsConfig(min_digits=5, max_digits=3), lambda: SpokenDigitsConfig(hop_ms=40.0)):
         with pytest.raises(UserError) as excinfo:
             make()
         assert "\n" not in str(excinfo.value)

@@ -55,6 +55,7 @@ class SpeechConfig:
     time_masks: int = 2
     time_mask_width: int = 10  # T: each time mask covers U{0..T} frames ...
     time_mask_ratio: float = 0.2  # ... and at most this fraction of the utterance (p)
+    freq_warp: float = 0.0  # VTLP-like: log-mel bands stretched by a factor ~ U[1 - w, 1 + w] per utterance
     max_seconds: float = 5.0  # longest user recording accepted by `archzoo transcribe`
 
     def __post_init__(self) -> None:
@@ -69,6 +70,33 @@ class SpeechConfig:
         if min(self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width) < 0 or \
                 not 0 <= self.time_mask_ratio <= 1:
             raise UserError("SpecAugment counts and widths must be >= 0 and data.time_mask_ratio in [0, 1]")
+        if not 0 <= self.freq_warp < 0.5:
+            raise UserError(f"data.freq_warp is the largest relative stretch of the mel axis, in [0, 0.5); "
+                            f"got {self.freq_warp}")
+        if self.freq_warp and self.features != "logmel":
+            raise UserError("data.freq_warp stretches log-mel bands; it needs data.features='logmel'")
+
+
+def warp_bands(x: Tensor, alpha: Tensor) -> Tensor:
+    """Each utterance's frequency axis stretched: output band f reads the input at band f * alpha (linear
+    interpolation between bands, clamped at the top band). Padding frames (zeros) stay zeros.
+
+    Reference: Jaitly & Hinton 2013, "Vocal Tract Length Perturbation (VTLP) improves speech
+        recognition", ICML Workshop on Deep Learning for Audio, Speech and Language Processing.
+    Differs from paper: the warp is linear in mel-band index and applied to the log-mel features (VTLP
+        warps the filterbank's centre frequencies piecewise linearly in Hz before the log).
+    Shapes: x (b, T, F), alpha (b,) -> (b, T, F).
+    """
+    bands = x.shape[-1]
+    position = (torch.arange(bands, device=x.device, dtype=torch.float32)[None, :] * alpha[:, None].float()).clamp(0, bands - 1)
+    low = position.floor().long()
+    high = (low + 1).clamp(max=bands - 1)
+    frac = (position - low).to(x.dtype)[:, None, :]
+
+    def take(index: Tensor) -> Tensor:
+        return x.gather(2, index[:, None, :].expand(-1, x.shape[1], -1))
+
+    return take(low) * (1 - frac) + take(high) * frac
 
 
 def spec_augment(x: Tensor, lengths: Tensor, generator: torch.Generator, shard: slice, cfg: SpeechConfig) -> Tensor:
@@ -80,7 +108,8 @@ def spec_augment(x: Tensor, lengths: Tensor, generator: torch.Generator, shard: 
         all its utterances), applied to the rows ``shard`` that ``x`` holds.
     Reference: Park, Chan, Zhang, Chiu, Zoph, Cubuk & Le 2019, "SpecAugment: A Simple Data Augmentation
         Method for Automatic Speech Recognition", arXiv:1904.08779, Sec. 2.
-    Differs from paper: no time warping (the paper finds it the least useful part).
+    Differs from paper: no time warping (the paper finds it the least useful part); with
+        ``freq_warp``, each utterance's mel axis is first stretched (``warp_bands``).
     Shapes: x (b, T, F) (this shard), lengths (B,) of the global batch -> (b, T, F).
     """
     B, (T, bands) = len(lengths), x.shape[1:]
@@ -101,6 +130,9 @@ def spec_augment(x: Tensor, lengths: Tensor, generator: torch.Generator, shard: 
     frames = lengths.cpu().float()
     widths = torch.minimum(torch.full((B,), float(cfg.time_mask_width)), (cfg.time_mask_ratio * frames).floor())
     keep &= ~spans(cfg.time_masks, widths, frames, T)[:, :, None]
+    if cfg.freq_warp:  # drawn after the masks, so that configurations without it draw the same masks
+        alpha = 1 + cfg.freq_warp * (2 * torch.rand(B, generator=generator) - 1)
+        x = warp_bands(x, alpha[shard].to(x.device))
     return x * keep[shard].to(x.device, x.dtype)
 
 
