@@ -36,7 +36,7 @@ def test_every_issue_benchmark_is_registered() -> None:
         "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
         "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed",
         "spoken-digits-cnn", "spoken-digits-lstm", "spoken-digits-bilstm", "spoken-digits-crnn", "spoken-digits-transformer",
-        "spoken-digits-loso-cnn", "spoken-digits-loso-crnn", "spoken-digits-loso-bilstm",
+        "spoken-digits-loso-cnn", "spoken-digits-loso-crnn", "spoken-digits-loso-bilstm", "spoken-digits-loso-cnn-warp",
         "connected-digits-bilstm", "connected-digits-lstm",
         "hopfield-capacity", "hopfield-storkey-capacity", "hopfield-mnist-recall"}
 
