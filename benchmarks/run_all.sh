@@ -21,7 +21,7 @@ for name in multi30k-transformer multi30k-attention multi30k-gru_context multi30
 done
 cp runs/bench/multi30k-bleu-by-length.png benchmarks/results/   # every model's BLEU by source length
 for name in spoken-digits-cnn spoken-digits-lstm spoken-digits-bilstm spoken-digits-crnn spoken-digits-transformer \
-            spoken-digits-loso-cnn connected-digits-bilstm connected-digits-lstm; do   # speech: hours on one thread
+            spoken-digits-loso-cnn spoken-digits-loso-cnn-warp connected-digits-bilstm connected-digits-lstm; do   # speech: hours on one thread
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
 done
 for name in hopfield-capacity hopfield-storkey-capacity hopfield-mnist-recall; do   # Hopfield: minutes
