@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,7 @@ def test_every_issue_benchmark_is_registered() -> None:
         "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
         "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
         "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
-        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed",
+        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed", "compile-speed",
         "spoken-digits-cnn", "spoken-digits-lstm", "spoken-digits-bilstm", "spoken-digits-crnn", "spoken-digits-transformer",
         "spoken-digits-loso-cnn", "spoken-digits-loso-crnn", "spoken-digits-loso-bilstm", "spoken-digits-loso-cnn-warp",
         "connected-digits-bilstm", "connected-digits-lstm",
@@ -119,3 +121,15 @@ def test_speech_benchmarks_run(tmp_path: Path) -> None:
         *tiny, "model.args.hidden_size=8", "model.args.num_layers=1", "data.train_utterances=16",
         "data.val_utterances=4", "data.test_utterances=4", "data.beam_size=2"])
     assert result["test_utterances"] == 4 and 0 <= result["value"] and "greedy" in result
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler for inductor")
+def test_compile_benchmark_runs_and_resumes(tmp_path: Path) -> None:
+    from archzoo.benchmarks.compile import compile_speed
+
+    result = compile_speed(tmp_path, {"mlp": ("quickstart", ())}, warmup=1, steps=2, rounds=1)
+    record = result["families"]["mlp"]
+    assert result["value"] == record["ratio"] > 0 and len(record["compiled_steps_per_s"]) == 1
+    again = compile_speed(tmp_path, {"mlp": ("quickstart", ())}, resume=True)  # the saved record, nothing measured
+    assert again["families"]["mlp"] == record
