@@ -20,3 +20,14 @@ for name in multi30k-transformer multi30k-attention multi30k-gru_context multi30
   .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
 done
 cp runs/bench/multi30k-bleu-by-length.png benchmarks/results/   # every model's BLEU by source length
+for name in spoken-digits-cnn spoken-digits-lstm spoken-digits-bilstm spoken-digits-crnn spoken-digits-transformer \
+            spoken-digits-loso-cnn spoken-digits-loso-cnn-warp connected-digits-bilstm connected-digits-lstm; do   # speech: hours on one thread
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
+done
+for name in hopfield-capacity hopfield-storkey-capacity hopfield-mnist-recall; do   # Hopfield: minutes
+  OMP_NUM_THREADS=1 .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
+done
+cp runs/bench/hopfield-capacity/capacity.png benchmarks/results/hopfield-capacity.png
+for figure in recall_vs_patterns recall_vs_corruption spurious beta; do
+  cp "runs/bench/hopfield-mnist-recall/$figure.png" "benchmarks/results/hopfield-mnist-$figure.png"
+done

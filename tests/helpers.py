@@ -28,9 +28,11 @@ def returning(kind: type) -> list[str]:
 # Families for the tests of what only a family does (shapes, decoding, ...); what every model must do is
 # tested over the whole registry in tests/models/test_model_contract.py.
 MODEL_FAMILIES: dict[str, list[str]] = {
+    "associative_memory": family("hopfield"),
     "forecaster": family("forecast"), "gan": family("gan"), "image_classifier": returning(ImageClassifier),
     "recurrent_lm": family("rnn_lm"), "sentence_classifier": family("sentence", "bert"),
-    "sequence_model": family("sequence"), "transformer_lm": family("gpt"), "translator": family("seq2seq"),
+    "sequence_model": family("sequence"), "speech": family("speech"), "transformer_lm": family("gpt"),
+    "translator": family("seq2seq"),
 }
 REGISTERED_MODELS = list_models()
 
@@ -50,6 +52,8 @@ def model_params(names: list[str]) -> list:
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n for n in names]
 
 needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist not staged")
+needs_spoken_digits = pytest.mark.skipif(not (SHARED_DATA / "spoken-digits").is_dir(),
+                                         reason="../shared/data/spoken-digits not staged")
 needs_mr = pytest.mark.skipif(not (SHARED_DATA / "rt-polarity").is_dir(), reason="../shared/data/rt-polarity not staged")
 
 

@@ -36,7 +36,11 @@ def test_every_issue_benchmark_is_registered() -> None:
         "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
         "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
         "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
-        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed", "compile-speed"}
+        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed", "compile-speed",
+        "spoken-digits-cnn", "spoken-digits-lstm", "spoken-digits-bilstm", "spoken-digits-crnn", "spoken-digits-transformer",
+        "spoken-digits-loso-cnn", "spoken-digits-loso-crnn", "spoken-digits-loso-bilstm", "spoken-digits-loso-cnn-warp",
+        "connected-digits-bilstm", "connected-digits-lstm",
+        "hopfield-capacity", "hopfield-storkey-capacity", "hopfield-mnist-recall"}
 
 
 @needs_shared_data
@@ -90,6 +94,33 @@ def test_only_benchmarks_that_save_their_progress_resume(tmp_path: Path) -> None
     assert BENCHMARKS.get("cnn-throughput").resumable  # keeps the models it had measured
     with pytest.raises(UserError, match="benchmark fashion-degradation cannot be resumed"):
         run_benchmark("fashion-degradation", tmp_path, "archzoo bench fashion-degradation --resume", resume=True)
+
+
+def test_hopfield_benchmarks_run(tmp_path: Path) -> None:
+    from archzoo.benchmarks.hopfield import hopfield_capacity, mnist_recall
+
+    result = hopfield_capacity(tmp_path, sizes=(40,), loads=(0.05, 0.3), min_patterns=20)
+    assert 0 <= result["value"] and set(result["capacity_at_50pct"]) == {"hebbian", "storkey"}
+    assert (tmp_path / "capacity.png").is_file()
+    result = mnist_recall(tmp_path, counts=(2, 3), dataset="mnist-small")  # built-in data: runs everywhere
+    assert 0 <= result["value"] <= 1 and result["spurious"]["random_3_mixture_is_fixed_point"] >= 0.5
+    for figure in ("recall_vs_patterns.png", "recall_vs_corruption.png", "spurious.png", "beta.png"):
+        assert (tmp_path / figure).is_file()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "spoken-digits").is_dir(), reason="../shared/data/spoken-digits not staged")
+def test_speech_benchmarks_run(tmp_path: Path) -> None:
+    from archzoo.benchmarks.speech import connected, leave_one_speaker_out
+
+    tiny = ["train.max_steps=2", "train.batch_size=8", "train.log_every_steps=1"]
+    result = leave_one_speaker_out("spoken-digits-cnn", tmp_path / "loso", overrides=[
+        *tiny, "model.args.channels=[4, 8]", "model.args.time_strides=[2, 2]"], speakers=("theo",))
+    assert list(result["per_speaker"]) == ["theo"] and 0 <= result["value"] <= 1
+    assert json.loads((tmp_path / "loso" / "folds.json").read_text())["theo"]["steps"] == 2
+    result = connected("connected-digits-lstm", tmp_path / "ctc", overrides=[
+        *tiny, "model.args.hidden_size=8", "model.args.num_layers=1", "data.train_utterances=16",
+        "data.val_utterances=4", "data.test_utterances=4", "data.beam_size=2"])
+    assert result["test_utterances"] == 4 and 0 <= result["value"] and "greedy" in result
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 Parsers: IDX (data/idx.py), CIFAR-10 archives (data/cifar.py), series CSVs (data/timeseries.py), text
 corpora, sentence files and gzip parallel text, checkpoint weights and training state (training/checkpoint.py),
 run folders' config.json, status.json and metrics.jsonl, run
-configs, overrides and presets (config.py, training/config.py), user images (data/images.py).
+configs, overrides and presets (config.py, training/config.py), user images (data/images.py), user audio
+(WAV with headers that lie, data/audio.py).
 Any other exception type is a bug: the CLI would print "internal error" instead of a one-line fix.
 """
 
@@ -361,3 +362,108 @@ def test_run_folder_json_files_only_raise_user_error(tmp_path: Path, raw: bytes)
     only_user_errors(load_run_config, tmp_path)
     assert read_status(tmp_path) is None or isinstance(read_status(tmp_path), dict)  # never raises
     only_user_errors(MetricsLogger._read, tmp_path / "metrics.jsonl")
+
+
+# ---------------------------------------------------------------- WAV (data/audio.py)
+
+
+def wav_file(fmt: int, channels: int, rate: int, bits: int, payload: bytes, declared: int | None = None,
+             riff_size: int | None = None, fmt_size: int = 16) -> bytes:
+    """A RIFF/WAVE file with the given header fields, whatever they say; ``declared``: the data chunk's
+    size field (default: the payload's length), ``riff_size`` the RIFF chunk's."""
+    block = channels * max(bits, 8) // 8
+    fmt_chunk = struct.pack("<HHIIHH", fmt & 0xFFFF, channels & 0xFFFF, rate & 0xFFFFFFFF,
+                            (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits & 0xFFFF)
+    fmt_chunk = (fmt_chunk + bytes(max(0, fmt_size - 16)))[:fmt_size]
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", fmt_size & 0xFFFFFFFF) + fmt_chunk + b"data"
+            + struct.pack("<I", (len(payload) if declared is None else declared) & 0xFFFFFFFF) + payload)
+    return b"RIFF" + struct.pack("<I", (len(body) if riff_size is None else riff_size) & 0xFFFFFFFF) + body
+
+
+@st.composite
+def wav_files(draw: st.DrawFn) -> bytes:
+    """Headers that lie: odd, zero or huge rates, 0-8 (or 65,535) channels, odd sample widths and format
+    tags, data chunks declared empty, short, or 4 GiB, over random or sine payloads."""
+    import numpy as np
+
+    rate = draw(st.one_of(st.sampled_from([8000, 16000, 44100, 7919, 1, 0, 100, 11025, 96000, 384000, 2**31 - 1,
+                                           2**32 - 1]), st.integers(0, 2**32 - 1)))
+    channels = draw(st.sampled_from([1, 2, 3, 8, 0, 65535]))
+    bits = draw(st.sampled_from([16, 8, 24, 32, 0, 7, 64]))
+    fmt = draw(st.sampled_from([1, 3, 0xFFFE, 0, 2, 0x55, 65535]))
+    if draw(st.booleans()):
+        n = draw(st.integers(0, 4000))
+        tone = (8000 * np.sin(np.arange(n * max(channels, 1)) / 7.0)).astype("<i2").tobytes()
+        payload = tone
+    else:
+        payload = draw(st.binary(max_size=2048))
+    declared = draw(st.one_of(st.none(), st.sampled_from([0, 1, 2**31, 2**32 - 1]), st.integers(0, 4096)))
+    riff_size = draw(st.one_of(st.none(), st.sampled_from([0, 4, 2**32 - 1])))
+    fmt_size = draw(st.sampled_from([16, 16, 18, 40, 14, 0]))
+    return wav_file(fmt, channels, rate, bits, payload, declared, riff_size, fmt_size)
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("wav") / "tone.wav"
+    sf.write(path, (0.3 * np.sin(np.arange(4000) / 5.0)).astype(np.float32), 8000, subtype="PCM_16")
+    return path.read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+@example(data=None)
+def test_read_audio_only_raises_user_error(tmp_path: Path, wav: bytes, data: st.DataObject | None) -> None:
+    """Every input is read (mono, 8 kHz, with notices) or refused in one line, quickly: no traceback, no
+    hang, no gigabytes allocated for a header that claims them."""
+    import time
+
+    import torch
+
+    from archzoo.data.audio import read_audio
+
+    if data is None:  # a real file, for the example the search starts from
+        raw = wav
+    else:
+        raw = data.draw(st.one_of(
+            st.binary(max_size=512),
+            st.integers(0, len(wav)).map(lambda n: wav[:n]),  # truncated anywhere, headers included
+            st.tuples(st.integers(0, 43), st.integers(1, 255)).map(  # one corrupted header byte
+                lambda t: wav[:t[0]] + bytes([wav[t[0]] ^ t[1]]) + wav[t[0] + 1:]),
+            wav_files(),
+        ))
+    path = tmp_path / "x.wav"
+    path.write_bytes(raw)
+    start = time.monotonic()
+    out = only_user_errors(read_audio, path, 8000, 200, 5.0)
+    assert time.monotonic() - start < 20, "reading one small file must not take long"
+    if out is not None:
+        assert out.waveform.dtype == torch.float32 and out.waveform.dim() == 1 and len(out.waveform) >= 200
+        assert all("\n" not in n for n in out.notices)
+
+
+@pytest.mark.parametrize(("fields", "needle"), [
+    ({"rate": 2**31 - 1}, "sample rate"),  # resampling from it would build a filter of billions of taps
+    ({"rate": 0}, "not readable audio"),
+    ({"declared": 2**32 - 1, "riff_size": 2**32 - 1}, ""),  # a data chunk claiming 4 GiB over 8 KB
+    ({"channels": 0}, "not readable audio"),
+])
+def test_read_audio_headers_that_lie(tmp_path: Path, fields: dict[str, int], needle: str) -> None:
+    import numpy as np
+
+    from archzoo.data.audio import read_audio
+
+    spec = {"fmt": 1, "channels": 1, "rate": 8000, "bits": 16, "declared": None, "riff_size": None, **fields}
+    payload = (8000 * np.sin(np.arange(4000) / 7.0)).astype("<i2").tobytes()
+    path = tmp_path / "lie.wav"
+    path.write_bytes(wav_file(spec["fmt"], spec["channels"], spec["rate"], spec["bits"], payload, spec["declared"],
+                              spec["riff_size"]))
+    try:
+        read_audio(path, 8000, 200, 5.0)
+    except UserError as e:
+        assert needle in str(e) and "\n" not in str(e)
+    else:
+        assert needle == "", "the file should have been refused"

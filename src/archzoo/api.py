@@ -278,6 +278,10 @@ class Run:
         """Forecast after ``series`` (rows (N, C)), or a window of the run's data; ``.forecast``."""
         return self._call("forecast", series, horizon, **options)
 
+    def transcribe(self, files: str | Path | list[str | Path], **options: Any) -> Any:
+        """The digits spoken in WAV files (top: how many readings with probabilities); ``.texts``."""
+        return self._call("transcribe", files, **options)
+
     # -- every run -------------------------------------------------------------------------------------
     def evaluate(self, batch_size: int | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
         """The task's full test report with its plots, written to ``out_dir`` (default: the run folder);

@@ -105,7 +105,7 @@ def test_invalid_values(capsys: pytest.CaptureFixture[str], case: tuple) -> None
 
 
 BAD_COMMAND_LINES = {
-    "subcommand": (["trian"], "invalid choice: 'trian'", "did you mean: train, translate?"),
+    "subcommand": (["trian"], "invalid choice: 'trian'", "did you mean: train, translate, transcribe?"),
     "flag": (["train", "--bogus"], "unrecognized arguments: --bogus"),
     "eval-flag": (["eval", "run", "--wich", "best"], "unrecognized arguments: --wich"),
     "nothing": ([], "required: command"),

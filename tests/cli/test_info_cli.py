@@ -68,8 +68,11 @@ def test_info_every_model(capsys: pytest.CaptureFixture[str], name: str) -> None
     # logits for 8 characters, D's logit on one generated image, 2 sentiment classes, an output at each of 16
     # steps (the adding problem's sizes), 96 steps of 7
     # channels (channel-independent forecasters: a row per channel), logits for 6 target tokens over 8,000
-    # pieces, or 10 classes
+    # pieces, a recalled 28 x 28 image, CTC log-probabilities of 8 frames over 10 digits and the blank, or 10
+    # classes
     output = ("[1, 8, 65]" if name in language_models else "[1, 1]" if name in MODEL_FAMILIES["gan"]
+              else "[1, 784]" if name in MODEL_FAMILIES["associative_memory"]
+              else "[1, 8, 11]" if name.startswith("ctc_")
               else "[1, 6, 8000]" if name in MODEL_FAMILIES["translator"]
               else "[1, 2]" if name in MODEL_FAMILIES["sentence_classifier"]
               else "[1, 16, 1]" if name in MODEL_FAMILIES["sequence_model"]

@@ -96,7 +96,7 @@ def test_list_defaults_to_models_and_filters(capsys: pytest.CaptureFixture[str])
     rc, out, _ = cli(capsys, "list")
     assert rc == 0 and out.splitlines() == REGISTERED_MODELS
     rc, out, _ = cli(capsys, "list", "models", "*cnn*")
-    assert rc == 0 and out.splitlines() == ["simple_cnn", "textcnn"]
+    assert rc == 0 and out.splitlines() == ["simple_cnn", "speech_cnn", "textcnn"]
     rc, out, _ = cli(capsys, "list", "presets", "mnist-*")
     names = [line.split("\t")[0] for line in out.splitlines()]
     assert rc == 0 and "quickstart" not in names and "mnist-simple_cnn" in names

@@ -7,10 +7,12 @@ from archzoo.benchmarks import (  # noqa: F401  (register the benchmarks)
     forecast,
     gan,
     gpt,
+    hopfield,
     inference,
     lm,
     mnist,
     sentence,
+    speech,
     translation,
 )
 from archzoo.benchmarks.base import BENCHMARKS, Benchmark, machine, register_benchmark, run_benchmark

@@ -1,5 +1,6 @@
 """``archzoo sample RUN_DIR``: generate from a trained model: text streamed to stdout from a language
-model, or an image grid (or latent interpolation strip) from a GAN."""
+model, an image grid (or latent interpolation strip) from a GAN, or a Hopfield network's step-by-step
+recall of corrupted stored images (``--corrupt 0.3`` or ``--occlude``)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from archzoo.cli.common import add_data_dir, add_run, finite_float, input_file, 
 # no such option says so in one line
 OPTIONS = {"--prompt": "prompt", "--tokens": "tokens", "--temperature": "temperature", "--top-k": "top_k",
            "--top-p": "top_p", "--seed": "seed", "-n": "n", "--class": "class_index", "--interpolate": "interpolate",
-           "--unknown": "unknown"}
+           "--unknown": "unknown", "--corrupt": "corrupt", "--occlude": "occlude"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="generate text, names or images from a trained generative model",
+    p = sub.add_parser("sample", help="generate text, names or images from a trained generative model (Hopfield: recall grids)",
                        description='e.g. archzoo sample RUN_DIR --prompt "ROMEO:" --tokens 500 --temperature 0.8 '
                                    "--top-k 40 --top-p 0.95 --seed 1; for a GAN run: archzoo sample RUN_DIR -n 64 "
-                                   "--out grid.png [--class 3] [--interpolate]")
+                                   "--out grid.png [--class 3] [--interpolate]; for a Hopfield run: archzoo sample "
+                                   "RUN_DIR --corrupt 0.3 [-n 8] [--out grid.png]")
     add_run(p, which=False)
     p.add_argument("--prompt", help="text to continue (names: the first letters)")
     p.add_argument("--input", type=input_file, metavar="FILE", help="read the prompt from a UTF-8 file (- for stdin)")
@@ -35,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_index", type=int, help="GAN: the class to draw (conditional models)")
     p.add_argument("--interpolate", action="store_true", default=None,
                    help="GAN: one strip of -n images between two latent points")
+    p.add_argument("--corrupt", type=finite_float, metavar="FRACTION",
+                   help="Hopfield: flip this fraction of each stored image's pixels and draw the recall step by step")
+    p.add_argument("--occlude", action="store_true", default=None,
+                   help="Hopfield: erase the lower half of each stored image instead")
     p.add_argument("--unknown", choices=["error", "skip"], help="prompt characters outside the vocabulary: refuse "
                    "(default) or drop them")
     add_data_dir(p)

@@ -237,6 +237,39 @@ register_dataset(DatasetSpec(
           "borders": {"train": [0, 1980], "val": [1980, 2256], "test": [2256, 2820]}},
 ))
 
+# Free Spoken Digit Dataset (data/audio.py): 3,000 WAV files, one spoken digit each. The catalogue's file
+# list (sha256, size, name) ships as a manifest in the package, as the upstream release has no single
+# archive; each file downloads from upstream's tag v1.0.10, whose recordings/ folder the staged copy equals.
+_FSDD_URL = "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/v1.0.10/recordings/"
+
+
+def _manifest(name: str, base_url: str) -> tuple[FileSpec, ...]:
+    """FileSpecs from ``manifests/NAME.tsv.gz``: one ``sha256<TAB>size<TAB>file`` line per file."""
+    import gzip
+    from importlib import resources
+
+    text = gzip.decompress(resources.files("archzoo.data").joinpath(f"manifests/{name}.tsv.gz").read_bytes())
+    rows = (line.split("\t") for line in text.decode("ascii").splitlines())
+    return tuple(FileSpec(file, sha, int(size), base_url + file) for sha, size, file in rows)
+
+
+register_dataset(DatasetSpec(
+    name="spoken-digits",
+    folder="spoken-digits/recordings",
+    description="Free Spoken Digit Dataset v1.0.10: 3,000 recordings of the digits 0-9 (6 male speakers x 10 "
+                "digits x 50), WAV 8 kHz mono 16-bit, files {digit}_{speaker}_{index}.wav",
+    license="CC BY-SA 4.0 (Jakobovski/free-spoken-digit-dataset)",
+    citation="Jackson et al., Free Spoken Digit Dataset (FSDD), v1.0.10, github.com/Jakobovski/free-spoken-digit-dataset",
+    splits={"train": "recording index 5-49 of every speaker and digit (2,700; upstream's split); validation (270) is "
+                     "drawn from it with a fixed seed",
+            "test": "recording index 0-4 (300); not speaker-independent: every speaker is in both",
+            "leave-one-speaker-out": "data.holdout_speaker: that speaker's 500 recordings are the test set, the "
+                                     "other five speakers train (validation drawn from theirs with a fixed seed)"},
+    files=_manifest("spoken-digits", _FSDD_URL),
+    meta={"format": "spoken-digits", "sample_rate": 8000, "classes": [str(i) for i in range(10)],
+          "speakers": ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]},
+))
+
 register_dataset(DatasetSpec(
     name="daily-min-temperatures",
     folder="daily-min-temperatures",

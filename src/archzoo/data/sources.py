@@ -110,10 +110,16 @@ def locate(spec: DatasetSpec, data_dir: str | Path | None = None, names: list[st
     if missing:
         looked = ", ".join(str(d / spec.folder) for d in search_dirs(data_dir))
         raise UserError(
-            f"dataset {spec.name!r} is missing {', '.join(missing)}; looked in {looked}; "
+            f"dataset {spec.name!r} is missing {_some(missing)}; looked in {looked}; "
             f"run `archzoo data fetch {spec.name}` (needs internet) or `archzoo data import {spec.name} FILE...`"
         )
     return found
+
+
+def _some(names: list[str], shown: int = 6) -> str:
+    """``names`` joined, cut after ``shown`` with the count left (a dataset may have thousands of files)."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 _verified: dict[tuple[object, ...], bool] = {}
@@ -264,7 +270,7 @@ def import_files(spec: DatasetSpec, sources: list[str | Path], data_dir: str | P
         fspec = by_digest.get(sha) or by_digest.get(md5)
         if fspec is None:
             raise UserError(f"{src} is none of the files of dataset {spec.name!r} (checksum matches none); "
-                            f"expected one of: {', '.join(f.name for f in spec.files)}")
+                            f"expected one of: {_some([f.name for f in spec.files])}")
         matched.append((src, fspec))
     dest = ensure_writable_dir(write_dir(data_dir) / spec.folder, "choose another folder with --data-dir")
     written = []

@@ -13,12 +13,14 @@ from archzoo.models import (  # noqa: F401  (register the families)
     gan,
     googlenet,
     gpt,
+    hopfield,
     mlp,
     resnet,
     rnn_lm,
     sentence,
     seq2seq,
     sequence,
+    speech,
     vgg,
 )
 from archzoo.models.registry import (

@@ -249,3 +249,59 @@ def plot_panels(panels: Sequence[Panel], path: Path, title: str = "", columns: i
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_ctc_posteriors(features: torch.Tensor, posteriors: torch.Tensor, labels: Sequence[str], path: Path,
+                        title: str = "") -> Path:
+    """One utterance: its feature frames (T, F) above the per-frame class posteriors (T', V) of a CTC model,
+    one line per class (the blank dashed), on a shared time axis from 0 to 1."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    top.imshow(features.float().T.numpy(), origin="lower", aspect="auto", cmap="magma", extent=(0, 1, 0, features.shape[1]))
+    top.set_ylabel("feature band")
+    top.set_title(title, fontsize=10)
+    time = (np.arange(len(posteriors)) + 0.5) / len(posteriors)
+    colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + ["black"]  # no grey: the blank's
+    for v, label in enumerate(labels):
+        series = posteriors[:, v].float().numpy()
+        if v == 0:
+            bottom.plot(time, series, color="0.6", ls="--", lw=1, label=label)
+        elif series.max() > 0.05:  # classes that never show up stay out of the legend
+            bottom.plot(time, series, color=colours[(v - 1) % len(colours)], lw=1.4, label=label)
+    bottom.set_ylim(0, 1.02)
+    bottom.set_xlabel("time (fraction of the utterance)")
+    bottom.set_ylabel("posterior")
+    bottom.legend(fontsize=7, ncol=6, loc="upper right")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_lines(series: dict[str, Sequence[tuple[float, float]]], path: Path, xlabel: str, ylabel: str, title: str = "",
+               vlines: dict[str, float] | None = None, panels: dict[str, dict[str, Sequence[tuple[float, float]]]] | None = None
+               ) -> Path:
+    """Lines of (x, y) points, one per series (markers when few points), with optional labelled vertical
+    lines; ``panels`` draws several such plots side by side (panel title -> series), sharing the y axis."""
+    plt = _pyplot()
+    groups = panels or {title: series}
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 3.8), squeeze=False, sharey=True)
+    for ax, (panel_title, lines) in zip(axes[0], groups.items(), strict=True):
+        for name, points in lines.items():
+            xs, ys = zip(*points, strict=True) if points else ((), ())
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, lw=1.3, label=name)
+        for name, x in (vlines or {}).items():
+            ax.axvline(x, color="0.4", ls=":", lw=1)
+            ax.text(x, ax.get_ylim()[1], f" {name}", fontsize=7, va="top", color="0.3")
+        ax.set_xlabel(xlabel)
+        ax.set_title(panel_title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(ylabel)
+    if panels and title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
