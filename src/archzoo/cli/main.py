@@ -38,6 +38,7 @@ def build_parser() -> ArgumentParser:
         predict,
         runs,
         sample,
+        serve,
         train,
         translate,
     )
@@ -45,8 +46,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="archzoo", description="Classic deep-learning architectures, trained on real data.")
     parser.add_argument("--version", action="version", version=f"archzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (train, evaluate, predict, translate, sample, forecast, export, runs, config, info, data, bench,
-                   listing):
+    for module in (train, evaluate, predict, translate, sample, forecast, export, runs, serve, config, info, data,
+                   bench, listing):
         module.add_parser(sub)
     return parser
 
