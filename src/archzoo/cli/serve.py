@@ -96,6 +96,9 @@ def bind(host: str, port: int) -> socket.socket:
         raise UserError(f"--host {host}: no such address on this machine; use 127.0.0.1 (or 0.0.0.0 for every "
                         "interface)") from None
     except OSError as e:
+        if isinstance(e.__cause__, socket.gaierror) or (e.errno is not None and e.errno < 0):  # resolver errors
+            raise UserError(f"--host {host}: no such address on this machine; use 127.0.0.1 (or 0.0.0.0 for every "
+                            "interface)") from None
         if e.errno == errno.EADDRINUSE:
             raise UserError(f"port {port} is in use (another server?); choose another with --port, or --port 0 for "
                             "any free one") from None
@@ -103,6 +106,6 @@ def bind(host: str, port: int) -> socket.socket:
             raise UserError(f"port {port} needs privileges; choose one above 1023 with --port") from None
         if e.errno == errno.EADDRNOTAVAIL:
             raise UserError(f"--host {host} is not an address of this machine; use 127.0.0.1") from None
-        raise
+        raise UserError(f"cannot listen on {host} port {port}: {e.strerror or e}") from None
     sock.set_inheritable(True)
     return sock

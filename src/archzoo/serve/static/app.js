@@ -295,7 +295,7 @@ async function translateOne(card, runId, sentence, beam) {
   const layer = $("select.layer", card), head = $("select.head", card);
   const body = await postJSON("/api/translate", { run: runId, sentence, beam,
     layer: layer ? Number(layer.value) : -1, head: head ? Number(head.value) : -1 });
-  $(".translation", card).textContent = body.text;
+  $(".translation", card).textContent = body.text || "(an empty translation: the model ended at once)";
   $(".stats", card).textContent = `${beam === 1 ? "greedy" : `beam ${beam}`} · ${body.ms} ms`
     + (body.notes.length ? ` · ${body.notes.join("; ")}` : "");
   const figure = $("figure", card);
