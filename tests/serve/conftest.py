@@ -7,19 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tiny_runs  # tests/serve is on sys.path (pytest's rootdir-relative import)
+from serving import Served, start
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'archzoo[serve]'")
-pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'archzoo[serve]'")
-
-import tiny_runs  # noqa: E402  (tests/serve is on sys.path: pytest's rootdir-relative import)
-from serving import Served, start  # noqa: E402
-
-SERVED = ["digits-cnn", "digits-mlp", "text-gpt", "text-lstm", "translate-transformer"]
+SERVED = list(tiny_runs.RUNS)  # one or two per tab; those whose data is not staged are left out
 
 
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny runs for the digits and text tabs (built-in data) and, when Multi30K is staged, translation."""
+    """Tiny runs for every tab: digits, text and images on built-in data; translate, sentiment and forecast
+    when their data is staged."""
     import torch
 
     root = tmp_path_factory.mktemp("serve-runs")

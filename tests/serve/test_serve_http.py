@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'archzoo[serve]'")
 import tiny_runs
 from PIL import Image
 from serving import Served
