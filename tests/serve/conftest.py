@@ -39,3 +39,23 @@ def served(runs_root: Path) -> Iterator[Served]:
     yield Served(f"http://127.0.0.1:{port}", app)
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def page_served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The server the browser tests use: over ARCHZOO_SERVE_RUNS when set (a folder of real runs, for the
+    README's screenshots), else the tiny runs."""
+    import os
+
+    from archzoo.serve.app import LOCAL_HOSTS, create_app
+    from archzoo.serve.catalog import Catalog
+
+    folder = os.environ.get("ARCHZOO_SERVE_RUNS")
+    if not folder:
+        yield request.getfixturevalue("served")
+        return
+    app = create_app(Catalog(Path(folder), "cpu", tiny_runs.data_dir()), workers=2, queue=4, hosts=LOCAL_HOSTS)
+    server, thread, port = start(app)
+    yield Served(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    thread.join(10)
