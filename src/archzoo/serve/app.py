@@ -208,7 +208,8 @@ def add_routes(app: FastAPI, server: Server) -> None:
         options = {"tokens": limits.check_bounded("tokens", body.get("tokens", 200), 1, limits.MAX_TOKENS),
                    "temperature": number(body, "temperature", 1.0), "top_k": optional_int(body, "top_k"),
                    "top_p": optional_number(body, "top_p"), "seed": body.get("seed", 0)}
-        catalog.entry(body.get("run"), "text")  # an unknown run is a 400 before the stream starts
+        check_text_options(options)  # bad options are a 400 before the stream starts, as is an unknown run
+        catalog.entry(body.get("run"), "text")
         if server.gate.full():
             raise Busy(server.gate.busy_message())
         return StreamingResponse(stream_text(server, body["run"], prompt, options), media_type="application/x-ndjson",
@@ -234,8 +235,10 @@ def add_routes(app: FastAPI, server: Server) -> None:
         n = limits.check_bounded("samples", body.get("n", 16), 1, limits.MAX_GRID)
         frames = limits.check_bounded("frames", body.get("frames", 16), 2, limits.MAX_FRAMES)
         class_index = optional_int(body, "class_index")
-        return await server.compute(sample_images, catalog, body.get("run"), body.get("seed", 0), n, frames,
-                                    class_index)
+        from archzoo.tasks.base import check_seed
+
+        seed = check_seed(body.get("seed", 0))
+        return await server.compute(sample_images, catalog, body.get("run"), seed, n, frames, class_index)
 
     # -- sentiment -------------------------------------------------------------------------------------
     @app.post("/api/sentiment")
@@ -302,6 +305,18 @@ def optional_int(body: dict[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise UserError(f"{key} must be an integer, got {value!r}")
     return value
+
+
+def check_text_options(options: dict[str, Any]) -> None:
+    """The sampling options as the task checks them (its messages without the CLI's dashes)."""
+    from archzoo.tasks.base import check_seed
+    from archzoo.tasks.sampling import check_sampling
+
+    try:
+        check_sampling(options["temperature"], options["top_k"], options["top_p"])
+        check_seed(options["seed"])
+    except UserError as e:
+        raise UserError(str(e).removeprefix("--")) from None
 
 
 # -- the work, in worker threads ---------------------------------------------------------------------
