@@ -40,6 +40,7 @@ def chromium() -> str | None:
 pytestmark = pytest.mark.skipif(chromium() is None, reason="no chromium executable: apt-get install chromium "
                                 "(or set ARCHZOO_CHROMIUM) to run the browser tests")
 SHOTS = os.environ.get("ARCHZOO_SCREENSHOTS")
+sync_api.expect.set_options(timeout=60_000)  # a shared CPU, or real runs, may take seconds
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,19 @@ def test_digits_upload_a_test_digit(page: Any, page_served: Served, tmp_path: Pa
     shoot(page, "digits")
 
 
+def test_digits_drawn_on_the_canvas(page: Any, page_served: Served) -> None:
+    runs = needs(page_served, "digits")
+    box = page.locator("#digit-canvas").bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.15 * box["height"])
+    page.mouse.down()
+    for k in range(1, 11):  # a vertical stroke: a "1"
+        page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + (0.15 + 0.07 * k) * box["height"])
+    page.mouse.up()
+    labels = page.locator("#digit-results [data-testid=label]")
+    sync_api.expect(labels).to_have_count(len(runs))  # classified as the stroke ended ("classify as I draw")
+    assert all(label.strip() for label in labels.all_inner_texts())
+
+
 def test_text_streams_into_every_card(page: Any, page_served: Served) -> None:
     runs = needs(page_served, "text")
     page.click("button[data-tab=text]")
@@ -139,7 +153,9 @@ def test_translate_shows_output_and_a_heatmap(page: Any, page_served: Served) ->
     assert translation.strip() and translation.isascii()  # English letters (a tiny model's English is poor)
     if page.locator("#translate-results select.head").count():  # a Transformer: one layer and head
         page.select_option("#translate-results select.head", "1")
+        sync_api.expect(page.locator("#translate-go")).to_be_enabled()  # redrawn
         sync_api.expect(page.locator("#translate-results img.heatmap")).to_have_count(1)
+        assert drawn(page, "#translate-results img.heatmap")
     shoot(page, "translate")
 
 
@@ -158,7 +174,25 @@ def test_bad_input_shows_its_message(page: Any, page_served: Served, tmp_path: P
         "the image is not a readable image (UnidentifiedImageError); give a PNG or JPEG file")
 
 
-def test_models_tab_and_empty_tabs(page: Any) -> None:
+def test_the_page_without_runs_says_how_to_get_one(browser: Any, tmp_path: Path) -> None:
+    from serving import start
+
+    from archzoo.serve.app import LOCAL_HOSTS, create_app
+    from archzoo.serve.catalog import Catalog
+
+    server, thread, port = start(create_app(Catalog(tmp_path, "cpu"), hosts=LOCAL_HOSTS))
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        sync_api.expect(page.locator("#root-line")).to_contain_text("train one with archzoo train mnist-fast")
+        sync_api.expect(page.locator("#tab-digits .empty")).to_contain_text("archzoo train mnist-fast (about a minute)")
+    finally:
+        page.close()
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_models_tab(page: Any) -> None:
     page.click("button[data-tab=models]")
     page.wait_for_selector("#models-list >> text=lenet5")
     page.click("#models-list >> text=lenet5")

@@ -50,6 +50,22 @@ def post_form(served: Served, path: str, fields: dict[str, str], files: dict[str
     return status, json.loads(raw)
 
 
+def test_with_no_runs_the_page_says_how_to_get_one(tmp_path: Path) -> None:
+    from serving import start
+
+    from archzoo.serve.app import LOCAL_HOSTS, create_app
+    from archzoo.serve.catalog import Catalog
+
+    server, thread, port = start(create_app(Catalog(tmp_path, "cpu"), hosts=LOCAL_HOSTS))
+    try:
+        status, body = Served(f"http://127.0.0.1:{port}", None).json("/api/runs")
+        assert status == 200 and body["runs"] == []
+        assert body["hints"]["digits"] == "archzoo train mnist-fast (about a minute)"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_the_page_and_the_run_list(served: Served) -> None:
     status, html, headers = served.request("/")
     assert status == 200 and b"archzoo playground" in html and headers["content-type"].startswith("text/html")
@@ -92,7 +108,15 @@ def test_translate_with_a_heatmap_per_layer_and_head(served: Served) -> None:
     assert isinstance(body["text"], str) and body["layers"] == 2 and body["heads"] == 4
     assert body["heatmap"].startswith("data:image/png;base64,")
     status, body = served.json("/api/translate", {"run": "translate-transformer", "sentence": "Ein Hund.", "head": 4})
-    assert status == 400 and "head" in body["error"]
+    assert status == 400 and body["error"] == "layer must be in [-2, 1] and head in [0, 3] (or -1 for the mean of the heads)"
+
+
+@pytest.mark.skipif(not tiny_runs.available("translate-attention"), reason="../shared/data/multi30k not staged")
+def test_translate_with_bahdanau_attention(served: Served) -> None:
+    status, body = served.json("/api/translate", {"run": "translate-attention", "sentence": "Zwei Hunde spielen im Schnee.",
+                                                  "beam": 3})
+    assert status == 200, body
+    assert body["layers"] == 0 and body["heatmap"].startswith("data:image/png;base64,")
 
 
 @pytest.mark.parametrize(("path", "body", "needle"), [

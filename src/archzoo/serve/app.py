@@ -55,13 +55,40 @@ class Server:
         thread is done, even when the client has gone."""
         await self.gate.enter()
         try:
-            future = self.pool.submit(fn, *args)
+            future = self.pool.submit(trimmed, fn, *args)
         except BaseException:
             self.gate.leave()
             raise
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self.gate.leave))
         return await asyncio.wrap_future(future)
+
+
+def _malloc_trim() -> Callable[[], Any] | None:
+    """glibc's ``malloc_trim(0)``, or None elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
+
+
+MALLOC_TRIM = _malloc_trim()
+
+
+def trimmed(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, then the freed heap pages go back to the system: with several worker threads, glibc's
+    per-thread arenas otherwise keep what a request's large temporaries (images, plots) left behind."""
+    try:
+        return fn(*args)
+    finally:
+        if MALLOC_TRIM is not None:
+            MALLOC_TRIM()
 
 
 def png_url(data: bytes) -> str:
@@ -449,7 +476,10 @@ def translate_sentence(catalog: Catalog, run_id: object, sentence: str, beam: in
     if attention:
         weights = t.attention
         out["layers"], out["heads"] = (int(weights.shape[1]), int(weights.shape[2])) if weights.dim() == 4 else (0, 0)
-        out["heatmap"] = plotted(lambda path: t.plot_attention(path, layer=layer, head=head))
+        try:
+            out["heatmap"] = plotted(lambda path: t.plot_attention(path, layer=layer, head=head))
+        except UserError as e:  # the CLI's wording: --layer, --head
+            raise UserError(str(e).replace("--", "")) from None
     else:
         out["note"] = f"{type(run.model).__name__} has no attention: it condenses the sentence into one vector"
     return out
