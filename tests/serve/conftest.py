@@ -23,7 +23,9 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tiny_runs.train_all(root, SERVED)
+        with pytest.MonkeyPatch.context() as mp:  # session fixtures run before the per-test environment
+            mp.setenv("XDG_CACHE_HOME", str(root.parent / "cache"))
+            tiny_runs.train_all(root, SERVED)
     finally:
         torch.set_num_threads(threads)
     return root

@@ -196,6 +196,26 @@ def test_the_gate_queues_then_refuses() -> None:
     asyncio.run(scenario())
 
 
+def test_cli_serves_loopback_and_warns_for_other_hosts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import archzoo.serve.app
+
+    served_on = []
+
+    class NoServer:
+        def run(self, sockets: list) -> None:  # stands in for uvicorn: note the socket, serve nothing
+            served_on.append(sockets[0].getsockname()[0])
+            sockets[0].close()
+
+    monkeypatch.setattr(archzoo.serve.app, "uvicorn_server", lambda app, log_requests=False: NoServer())
+    rc, out, err = cli(capsys, "serve", "--runs", str(tmp_path), "--port", "0")
+    assert rc == 0 and served_on == ["127.0.0.1"] and not err
+    assert f"no runs under {tmp_path} yet; train one with `archzoo train mnist-fast` (about a minute)" in out
+    rc, out, err = cli(capsys, "serve", "--runs", str(tmp_path), "--port", "0", "--host", "0.0.0.0")
+    assert rc == 0 and served_on[-1] == "0.0.0.0"
+    assert err.startswith("warning: listening on 0.0.0.0: anyone who can reach this machine")
+
+
 def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc, _, err = cli(capsys, "serve", "--runs", str(tmp_path / "missing"))
     assert rc != 0 and f"--runs {tmp_path / 'missing'} is not a folder" in err
@@ -209,3 +229,14 @@ def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: P
         taken.close()
     rc, _, err = cli(capsys, "serve", "--host", "no-such-host.invalid", "--runs", str(tmp_path))
     assert rc != 0 and "no such address on this machine" in err
+
+
+def test_without_the_serve_extra_the_command_says_how_to_get_it(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else find_spec(name, *a))
+    rc, _, err = cli(capsys, "serve")
+    assert rc != 0 and err.strip().endswith("archzoo serve needs the serve extra (fastapi missing): pip install "
+                                            "'archzoo[serve]'")

@@ -204,7 +204,8 @@ async function classifyDigit() {
       ...(withMaps.maps_note ? [el("p", { class: "muted", text: withMaps.maps_note })] : []),
       ...(withMaps.maps || []).map(m => el("figure", {},
         el("img", { src: m.png, alt: `feature maps of ${m.layer}` }),
-        el("figcaption", { text: `${m.layer}: ${m.channels} channels of ${m.size.join("×")} (the first 16 shown)` })))] : []));
+        el("figcaption", { text: `${m.layer}: ${m.channels} channels of ${m.size.join("×")}`
+          + `${m.channels > 16 ? " (the first 16 shown)" : ""}; each from its minimum (black) to its maximum (white)` })))] : []));
   });
 }
 
