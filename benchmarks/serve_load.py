@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
 import os
 import re
@@ -43,17 +42,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def digit_png() -> bytes:
-    from PIL import Image
-
-    from archzoo.data.images import load_image_split
-
-    split = load_image_split("mnist-small", "test")
-    out = io.BytesIO()
-    Image.fromarray(split.images[0, 0].numpy()).save(out, format="PNG")
-    return out.getvalue()
 
 
 def multipart(fields: dict[str, str], image: bytes) -> tuple[bytes, str]:
@@ -140,7 +128,7 @@ def main() -> int:
         listing = json.loads(urllib.request.urlopen(url + "/api/runs").read())["runs"]
         digits = args.digits.split(",") if args.digits else [r["id"] for r in listing if r["tab"] == "digits"]
         text = args.text or next(r["id"] for r in listing if r["tab"] == "text")
-        client = Client(url, digits, text, digit_png(), args.tokens)
+        client = Client(url, digits, text, tiny_runs.digit_png(), args.tokens)
         for call in (client.digit, lambda: client.stream(0)):  # load the models, warm the caches
             status, err = call()
             assert status == 200 and err is None, (status, err)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import tiny_runs  # tests/serve is on sys.path (pytest's rootdir-relative import)
-from serving import Served, start
+from serving import Served, serving
 
 SERVED = list(tiny_runs.RUNS)  # one or two per tab; those whose data is not staged are left out
 
@@ -33,14 +33,8 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def served(runs_root: Path) -> Iterator[Served]:
-    from archzoo.serve.app import LOCAL_HOSTS, create_app
-    from archzoo.serve.catalog import Catalog
-
-    app = create_app(Catalog(runs_root, "cpu", tiny_runs.data_dir()), workers=2, queue=4, hosts=LOCAL_HOSTS)
-    server, thread, port = start(app)
-    yield Served(f"http://127.0.0.1:{port}", app)
-    server.should_exit = True
-    thread.join(10)
+    with serving(runs_root, tiny_runs.data_dir()) as site:
+        yield site
 
 
 @pytest.fixture(scope="session")
@@ -49,15 +43,9 @@ def page_served(request: pytest.FixtureRequest) -> Iterator[Served]:
     README's screenshots), else the tiny runs."""
     import os
 
-    from archzoo.serve.app import LOCAL_HOSTS, create_app
-    from archzoo.serve.catalog import Catalog
-
     folder = os.environ.get("ARCHZOO_SERVE_RUNS")
     if not folder:
         yield request.getfixturevalue("served")
         return
-    app = create_app(Catalog(Path(folder), "cpu", tiny_runs.data_dir()), workers=2, queue=4, hosts=LOCAL_HOSTS)
-    server, thread, port = start(app)
-    yield Served(f"http://127.0.0.1:{port}", app)
-    server.should_exit = True
-    thread.join(10)
+    with serving(Path(folder), tiny_runs.data_dir()) as site:
+        yield site

@@ -3,11 +3,14 @@ thread, and plain-urllib requests to it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -48,3 +51,18 @@ def start(app: Any) -> tuple[Any, threading.Thread, int]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     return server, thread, sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(root: Path, data_dir: Path | None = None, workers: int = 2, queue: int = 4) -> Iterator[Served]:
+    """``archzoo serve``'s application over the runs under ``root``, served on loopback while in the block."""
+    from archzoo.serve.app import LOCAL_HOSTS, create_app
+    from archzoo.serve.catalog import Catalog
+
+    app = create_app(Catalog(root, "cpu", data_dir), workers=workers, queue=queue, hosts=LOCAL_HOSTS)
+    server, thread, port = start(app)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -21,8 +21,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'archzoo[serve]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'")
 
-from serving import Served  # noqa: E402
-from test_serve_http import DIGIT_LABEL, digit_png  # noqa: E402
+from serving import Served, serving  # noqa: E402
+from tiny_runs import DIGIT_LABEL, digit_png  # noqa: E402
 
 
 def chromium() -> str | None:
@@ -175,21 +175,12 @@ def test_bad_input_shows_its_message(page: Any, page_served: Served, tmp_path: P
 
 
 def test_the_page_without_runs_says_how_to_get_one(browser: Any, tmp_path: Path) -> None:
-    from serving import start
-
-    from archzoo.serve.app import LOCAL_HOSTS, create_app
-    from archzoo.serve.catalog import Catalog
-
-    server, thread, port = start(create_app(Catalog(tmp_path, "cpu"), hosts=LOCAL_HOSTS))
     page = browser.new_page()
-    try:
-        page.goto(f"http://127.0.0.1:{port}/")
+    with serving(tmp_path) as empty:
+        page.goto(empty.url + "/")
         sync_api.expect(page.locator("#root-line")).to_contain_text("train one with archzoo train mnist-fast")
         sync_api.expect(page.locator("#tab-digits .empty")).to_contain_text("archzoo train mnist-fast (about a minute)")
-    finally:
-        page.close()
-        server.should_exit = True
-        thread.join(10)
+    page.close()
 
 
 def test_models_tab(page: Any) -> None:

@@ -16,21 +16,10 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'archzoo[serve]'")
 import tiny_runs
 from PIL import Image
-from serving import Served
+from serving import Served, serving
+from tiny_runs import DIGIT_LABEL, digit_png
 
 from helpers import cli
-
-DIGIT_LABEL = 7  # the first test digit of the built-in MNIST subset
-
-
-def digit_png() -> bytes:
-    from archzoo.data.images import load_image_split
-
-    split = load_image_split("mnist-small", "test")
-    assert int(split.labels[0]) == DIGIT_LABEL
-    out = io.BytesIO()
-    Image.fromarray(split.images[0, 0].numpy()).save(out, format="PNG")
-    return out.getvalue()
 
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, dict[str, str]]:
@@ -51,19 +40,10 @@ def post_form(served: Served, path: str, fields: dict[str, str], files: dict[str
 
 
 def test_with_no_runs_the_page_says_how_to_get_one(tmp_path: Path) -> None:
-    from serving import start
-
-    from archzoo.serve.app import LOCAL_HOSTS, create_app
-    from archzoo.serve.catalog import Catalog
-
-    server, thread, port = start(create_app(Catalog(tmp_path, "cpu"), hosts=LOCAL_HOSTS))
-    try:
-        status, body = Served(f"http://127.0.0.1:{port}", None).json("/api/runs")
-        assert status == 200 and body["runs"] == []
-        assert body["hints"]["digits"] == "archzoo train mnist-fast (about a minute)"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(tmp_path) as empty:
+        status, body = empty.json("/api/runs")
+    assert status == 200 and body["runs"] == []
+    assert body["hints"]["digits"] == "archzoo train mnist-fast (about a minute)"
 
 
 def test_the_page_and_the_run_list(served: Served) -> None:

@@ -54,6 +54,22 @@ RUNS: dict[str, tuple[str, list[str], str | None]] = {
 }
 
 
+DIGIT_LABEL = 7  # the first test digit of the built-in MNIST subset
+
+
+def digit_png() -> bytes:
+    """The first test digit of the built-in MNIST subset (a 7) as a PNG file's bytes."""
+    from PIL import Image
+
+    from archzoo.data.images import load_image_split
+
+    split = load_image_split("mnist-small", "test")
+    assert int(split.labels[0]) == DIGIT_LABEL
+    out = io.BytesIO()
+    Image.fromarray(split.images[0, 0].numpy()).save(out, format="PNG")
+    return out.getvalue()
+
+
 def data_dir() -> Path | None:
     found = os.environ.get("ARCHZOO_DATA")
     if found:
