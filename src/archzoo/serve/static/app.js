@@ -109,7 +109,8 @@ function fillTab(tab) {
   if (tab === "digits") {
     $("#digit-maps-run").replaceChildren(el("option", { value: "", text: "none" }),
       ...runs.map(run => el("option", { value: run.id, text: runLabel(run) })));
-    const cnn = runs.find(r => !/^mlp/.test(r.model));
+    const cnn = runs.find(r => r.dataset.startsWith("mnist") && !/^mlp/.test(r.model))  // digits: an MNIST CNN
+      || runs.find(r => !/^mlp/.test(r.model));
     $("#digit-maps-run").value = cnn ? cnn.id : "";
   }
 }
