@@ -33,6 +33,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> api.Run:
 
 def test_the_docstring_examples_pass(run: api.Run) -> None:
     assert run.config.model.name == "mlp" and run.verbs == ("predict", "evaluate", "export")
+    assert run.config.preset == "quickstart"  # saved in config.json, shown by `archzoo runs`
     assert repr(run).startswith("Run(") and "mlp for classification" in repr(run)
 
 

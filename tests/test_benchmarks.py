@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,7 @@ def test_every_issue_benchmark_is_registered() -> None:
         "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
         "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
         "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
-        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed"}
+        "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed", "compile-speed"}
 
 
 @needs_shared_data
@@ -88,3 +90,15 @@ def test_only_benchmarks_that_save_their_progress_resume(tmp_path: Path) -> None
     assert BENCHMARKS.get("cnn-throughput").resumable  # keeps the models it had measured
     with pytest.raises(UserError, match="benchmark fashion-degradation cannot be resumed"):
         run_benchmark("fashion-degradation", tmp_path, "archzoo bench fashion-degradation --resume", resume=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler for inductor")
+def test_compile_benchmark_runs_and_resumes(tmp_path: Path) -> None:
+    from archzoo.benchmarks.compile import compile_speed
+
+    result = compile_speed(tmp_path, {"mlp": ("quickstart", ())}, warmup=1, steps=2, rounds=1)
+    record = result["families"]["mlp"]
+    assert result["value"] == record["ratio"] > 0 and len(record["compiled_steps_per_s"]) == 1
+    again = compile_speed(tmp_path, {"mlp": ("quickstart", ())}, resume=True)  # the saved record, nothing measured
+    assert again["families"]["mlp"] == record

@@ -34,6 +34,8 @@ def test_config_prints_every_field_with_its_type_and_trains_back(tmp_path: Path,
     again = resolve_config(str(saved), [])
     wanted = resolve_config("shakespeare-gpt", ["train.lr=1e-3", "model.args.num_layers=2"])
     assert again.train == wanted.train and again.data == wanted.data and again.task == wanted.task
+    assert again.preset == wanted.preset == "shakespeare-gpt"  # the file remembers where it came from
+    assert resolve_config(None, []).preset == ""
     assert {k: v for k, v in again.model.args.items() if k in wanted.model.args} == wanted.model.args
 
 
@@ -43,9 +45,11 @@ def test_config_bad_override_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def fake_run(folder: Path, *, status: dict | None = None, report: dict | None = None, weights: bool = True,
-             metrics: list[dict] | None = None, age: float = 3600) -> Path:
+             metrics: list[dict] | None = None, age: float = 3600, preset: str | None = None) -> Path:
     folder.mkdir(parents=True)
     config = {"task": "classification", "model": {"name": "simple_cnn", "args": {}}, "data": {"dataset": "mnist"}, "train": {}}
+    if preset is not None:
+        config["preset"] = preset
     (folder / "config.json").write_text(json.dumps(config))
     if status is not None:
         (folder / "status.json").write_text(json.dumps(status))
@@ -63,7 +67,7 @@ def fake_run(folder: Path, *, status: dict | None = None, report: dict | None = 
 def test_runs_lists_status_best_metric_and_date(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     val = [{"step": 10, "split": "val", "accuracy": 0.91, "loss": 0.3}, {"step": 20, "split": "val", "accuracy": 0.95},
            {"step": 30, "split": "val", "accuracy": 0.93}, {"step": 30, "split": "train", "loss": 0.1}]
-    fake_run(tmp_path / "done", report={"accuracy": 0.9412}, metrics=val, age=7200)
+    fake_run(tmp_path / "done", report={"accuracy": 0.9412}, metrics=val, age=7200, preset="mnist-fast")
     fake_run(tmp_path / "killed", metrics=val[:2], age=3600)
     fake_run(tmp_path / "bench" / "nested", status={"status": "early_stopped", "step": 40, "best": {"accuracy": 0.97},
                                                      "updated": "2026-12-01T10:00:00+00:00"})
@@ -80,10 +84,11 @@ def test_runs_lists_status_best_metric_and_date(tmp_path: Path, capsys: pytest.C
     finally:
         lock.__exit__()
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert rc == 0 and out.splitlines()[0].split() == ["run", "model", "status", "step", "best", "val", "test", "date"]
+    assert rc == 0 and out.splitlines()[0].split() == ["run", "preset", "model", "status", "step", "best", "val", "test", "date"]
     assert set(rows) == {str(tmp_path / n) for n in ("done", "killed", "bench/nested", "live", "empty", "killed-9", "training")}
     assert " interrupted (killed) " in rows[str(tmp_path / "killed-9")] and " running " in rows[str(tmp_path / "training")]
     done = rows[str(tmp_path / "done")]
+    assert " mnist-fast " in done and " - " in rows[str(tmp_path / "killed")]  # older runs name no preset
     assert "simple_cnn on mnist" in done and " finished " in done and "accuracy 0.9500" in done and "accuracy 0.9412" in done
     assert " interrupted " in rows[str(tmp_path / "killed")] and " 20 " in rows[str(tmp_path / "killed")]
     nested = rows[str(tmp_path / "bench" / "nested")]

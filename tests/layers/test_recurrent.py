@@ -217,6 +217,28 @@ def test_padding_invariance_and_each_sequence_alone(kind, impl):
             torch.testing.assert_close(s[:, b:b + 1], t, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_unpacked_path_equals_the_packed_one(kind, bidirectional):
+    """forward_unpacked (traceable, for export) gives forward()'s output and h_n on a variable-length batch,
+    with or without gradients, and reversing within lengths is an involution that keeps the padding."""
+    model = make(kind, num_layers=2, bidirectional=bidirectional, impl="fused")
+    lengths = torch.tensor([5, 2, 4, 1])
+    x = torch.randn(4, 5, 3, dtype=torch.float64, requires_grad=True)
+    out, h = model(x, lengths=lengths)
+    out_u, h_u = model.forward_unpacked(x, lengths)
+    torch.testing.assert_close(out_u, out, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(h_u, states(h)[0], atol=1e-12, rtol=1e-12)
+    grad, = torch.autograd.grad((out * out).sum() + states(h)[0].sum(), x)
+    grad_u, = torch.autograd.grad((out_u * out_u).sum() + h_u.sum(), x)
+    torch.testing.assert_close(grad_u, grad, atol=1e-12, rtol=1e-12)
+    flipped = recurrent.reverse_within_lengths(x, lengths)
+    assert torch.equal(flipped[1, :2], x[1, :2].flip(0)) and torch.equal(flipped[1, 2:], x[1, 2:])
+    assert torch.equal(recurrent.reverse_within_lengths(flipped, lengths), x)
+    with pytest.raises(UserError, match="every length must be in"):
+        model.forward_unpacked(x, torch.tensor([6, 1, 1, 1]))
+
+
 @pytest.mark.parametrize("impl", PATHS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_dropout_only_between_layers_and_only_in_training(kind, impl):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -193,3 +195,26 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path: Path) -> None:
     tensors, _ = checkpoint.read_weights(tmp_path / "model.safetensors")
     assert all(t.dtype == torch.float32 for t in tensors.values())
     assert 0 < records(tmp_path, "train")[-1]["loss"] < 10 and 0 <= result.test["accuracy"] <= 1
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler for inductor")
+def test_compiled_training_equals_eager(tmp_path: Path) -> None:
+    """train.compile: the same steps through torch.compile's inductor end at the eager weights (within
+    float rounding: inductor fuses and reorders) and the checkpoint holds the plain module's names."""
+    cfg = small_config(**{"train.max_steps": 6, "model.name": "simple_cnn", "model.args.channels": [4, 8],
+                          "model.args.hidden": 16})
+    compiled = small_config(**{"train.max_steps": 6, "model.name": "simple_cnn", "model.args.channels": [4, 8],
+                               "model.args.hidden": 16, "train.compile": True})
+    fit(cfg, tmp_path / "eager")
+    fit(compiled, tmp_path / "compiled")
+    eager, _ = checkpoint.read_weights(tmp_path / "eager" / "model.safetensors")
+    ours, _ = checkpoint.read_weights(tmp_path / "compiled" / "model.safetensors")
+    assert eager.keys() == ours.keys()
+    for key in eager:
+        torch.testing.assert_close(ours[key], eager[key], atol=1e-5, rtol=1e-4)
+
+
+def test_compile_without_a_compiler_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(UserError, match="train.compile needs a C.. compiler on CPU"):
+        Trainer(small_config(**{"train.compile": True}), tmp_path, progress=False, verbose=False)

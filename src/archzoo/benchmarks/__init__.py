@@ -3,6 +3,7 @@
 
 from archzoo.benchmarks import (  # noqa: F401  (register the benchmarks)
     cnn,
+    compile,
     forecast,
     gan,
     gpt,

@@ -42,6 +42,7 @@ def config_toml(cfg: object, description: str = "") -> list[str]:
     from archzoo.models import MODELS, model_arg_types
 
     lines = [f"description = {toml_value(description)}"] if description else []
+    lines += [f"preset = {toml_value(cfg.preset)}  # str, where the run came from"] if cfg.preset else []
     lines += [f"task = {toml_value(cfg.task)}  # str", "", "[model]", f"name = {toml_value(cfg.model.name)}  # str",
               "", "[model.args]  # the builder's arguments; those the data decides are set when a run starts"]
     defaults = {k: p.default for k, p in inspect.signature(MODELS.get(cfg.model.name)).parameters.items()}

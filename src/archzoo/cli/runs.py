@@ -1,4 +1,4 @@
-"""``archzoo runs [DIR]``: the run folders under DIR (default runs/) with their model, status, best
+"""``archzoo runs [DIR]``: the run folders under DIR (default runs/) with their preset, model, status, best
 validation figure, test figure and date, newest first."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list run folders: model, status, best metric, date",
+    p = sub.add_parser("runs", help="list run folders: preset, model, status, best metric, date",
                        description="Status comes from RUN/status.json when the trainer wrote one, else from the files "
                        "(eval.json: finished; weights without a report: interrupted).")
     p.add_argument("folder", nargs="?", type=Path, default=Path("runs"), help="where to look (default runs/)")
@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"no runs under {args.folder}; start one with `archzoo train PRESET`")
         return 0
     rows.sort(key=lambda r: r["date"], reverse=True)
-    header = ("run", "model", "status", "step", "best val", "test", "date")
-    table = [header] + [tuple(str(r[k]) for k in ("folder", "model", "status", "step", "best", "test", "date")) for r in rows]
+    header = ("run", "preset", "model", "status", "step", "best val", "test", "date")
+    keys = ("folder", "preset", "model", "status", "step", "best", "test", "date")
+    table = [header] + [tuple(str(r[k]) for k in keys) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -100,7 +101,8 @@ def run_summary(folder: Path) -> dict[str, object]:
         date = datetime.datetime.fromtimestamp(newest).strftime("%Y-%m-%d %H:%M:%S")
     value = best.get(metric) if isinstance(best, dict) else None
     test = report.get(metric) if isinstance(report, dict) else None
-    return {"folder": str(folder), "model": f"{model} on {dataset}", "status": status, "step": step,
+    preset = config.get("preset") if isinstance(config.get("preset"), str) and config.get("preset") else "-"
+    return {"folder": str(folder), "preset": preset, "model": f"{model} on {dataset}", "status": status, "step": step,
             "best": f"{metric} {value:.4f}" if isinstance(value, int | float) else "-",
             "test": f"{metric} {test:.4f}" if isinstance(test, int | float) else "-", "date": date}
 

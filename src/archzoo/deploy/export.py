@@ -26,7 +26,7 @@ from archzoo.errors import UserError, close_matches
 from archzoo.models.base import ExportGraph
 
 FORMATS = {"onnx": ".onnx", "torch-export": ".pt2"}
-EXPORTABLE = ("the image classifiers, textcnn and bert_classifier, the forecasters, rnn_lm / lstm_lm / gru_lm, "
+EXPORTABLE = ("the image classifiers, the sentence classifiers, the forecasters, rnn_lm / lstm_lm / gru_lm, "
               "gpt and transformer_seq2seq")
 
 

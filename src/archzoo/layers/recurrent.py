@@ -238,6 +238,54 @@ def recurrent_fused(mode: str, input: Tensor, hx: State | None, weights: Sequenc
     return output, (finals[0], finals[1]) if mode == "lstm" else finals[0]
 
 
+def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
+    """``x`` (B, T, F) with each row's first ``lengths[b]`` steps in reverse order and its padding left in place
+    (an involution: applied twice it gives ``x`` back)."""
+    t = torch.arange(x.shape[1], device=x.device)
+    last = (lengths.to(x.device) - 1)[:, None]
+    index = torch.where(t[None] <= last, last - t[None], t[None])  # (B, T)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+def recurrent_unpacked(mode: str, input: Tensor, weights: Sequence[LayerWeights], lengths: Tensor, *,
+                       bidirectional: bool = False, dropout: float = 0.0, training: bool = False
+                       ) -> tuple[Tensor, Tensor]:
+    """``recurrent_fused`` with ``lengths`` from a zero state, without packing: the output and h_n only.
+
+    Math: per layer, the forward direction runs over the whole padded row, whose valid steps never see
+        the padding after them; the reverse direction runs forward over the row reversed within its
+        length (``reverse_within_lengths``), so it too starts at the row's last valid step, and its
+        outputs are reversed back. h_n is each direction's output at its last step in its own order
+        (t = length - 1 forward, t = 0 reverse); padded steps output zeros.
+    Why: packing sorts the batch by data-dependent lengths, which ``torch.export`` cannot trace; this
+        form traces (at a fixed T: the RNN ops unroll over time) so a bidirectional classifier exports.
+    Shapes: input (B, T, I) batch-first, lengths (B,) in [1, T] -> output (B, T, D*H), h_n (L*D, B, H);
+        an LSTM's c_n is not computed (the padded steps have overwritten the forward direction's c).
+    """
+    num_layers, num_dirs = _directions(weights, bidirectional)
+    t = torch.arange(input.shape[1], device=input.device)
+    lengths = lengths.to(input.device)
+    valid = (t[None] < lengths[:, None])[..., None]  # (B, T, 1)
+    rows = torch.arange(input.shape[0], device=input.device)
+    x, finals = input, []
+    for layer in range(num_layers):
+        if layer > 0 and training and dropout > 0:
+            x = F.dropout(x, dropout, training=True)
+        outputs = []
+        for direction in range(num_dirs):
+            layer_weights = [weights[layer * num_dirs + direction]]
+            if direction == 0:
+                out = recurrent_fused(mode, x, None, layer_weights)[0]
+                finals.append(out[rows, lengths - 1])
+            else:
+                out = reverse_within_lengths(recurrent_fused(mode, reverse_within_lengths(x, lengths), None,
+                                                             layer_weights)[0], lengths)
+                finals.append(out[:, 0])
+            outputs.append(out.masked_fill(~valid, 0.0))
+        x = torch.cat(outputs, dim=2) if num_dirs == 2 else outputs[0]
+    return x, torch.stack(finals)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Modules: one parameter set, either path per call.
 
@@ -369,10 +417,21 @@ class _Recurrent(ImplSwitch, nn.Module):
                 or lengths.dtype == torch.bool:
             raise UserError(f"{name}: lengths must be a 1-D integer tensor of size B={batch}, "
                             f"got {lengths.dtype} of shape {tuple(lengths.shape)}")
+        if torch.compiler.is_exporting():  # an exported graph has no data-dependent checks
+            return lengths
         low, high = int(lengths.min()), int(lengths.max())
         if low < 1 or high > steps:
             raise UserError(f"{name}: every length must be in [1, T={steps}], got values in [{low}, {high}]")
         return lengths
+
+    def forward_unpacked(self, input: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The output and h_n of ``forward(input, lengths=lengths)`` from a zero state, computed without
+        packing so that ``torch.export`` can trace it (``recurrent_unpacked``); batch-first layers only."""
+        if not self.batch_first:
+            raise UserError(f"{type(self).__name__}.forward_unpacked needs a batch-first layer")
+        lengths = self._check(input, None, lengths)
+        return recurrent_unpacked(self.mode, input, self.layer_weights(), lengths, bidirectional=self.bidirectional,
+                                  dropout=self.dropout, training=self.training)
 
     def _run(self, input: Tensor, hx: State | None, lengths: Tensor | Sequence[int] | None) -> tuple[Tensor, State]:
         lengths = self._check(input, hx, lengths)

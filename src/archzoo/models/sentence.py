@@ -13,11 +13,12 @@ from torch import Tensor, nn
 
 from archzoo.errors import UserError
 from archzoo.layers import GRU, LSTM, Conv2d, Dropout, Linear
-from archzoo.models.base import ExportGraph, check_dropout, check_widths, ids_to_logits_graphs
+from archzoo.models.base import BATCH, ExportGraph, check_dropout, check_widths, ids_to_logits_graphs
 from archzoo.models.registry import register_model
 from archzoo.vocab import PAD_ID
 
 POOLING = ("max", "last")
+EXPORT_LENGTH = 128  # the positions of an exported recurrent classifier (tasks/sentence_classification.py max_tokens)
 
 
 def check_ids(name: str, ids: Tensor, pad_id: int) -> Tensor:
@@ -132,16 +133,26 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         mask = check_ids(self.name, ids, self.pad_id)
-        out, state = self.rnn(self.dropout(self.embedding(ids)), lengths=mask.sum(1))
+        x, lengths = self.dropout(self.embedding(ids)), mask.sum(1)
+        if torch.compiler.is_exporting():  # packing by length cannot be traced; the same function without it
+            out, h_n = self.rnn.forward_unpacked(x, lengths)
+        else:
+            out, state = self.rnn(x, lengths=lengths)
+            h_n = state[0] if isinstance(state, tuple) else state  # (L*2, B, H)
         if self.pooling == "max":
             pooled = out.masked_fill(~mask[..., None], float("-inf")).amax(1)
-        else:
-            h_n = state[0] if isinstance(state, tuple) else state  # (L*2, B, H); the last layer's two directions
+        else:  # the last layer's two directions
             pooled = torch.cat([h_n[-2], h_n[-1]], 1)
         return self.output(self.dropout(pooled))
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (example_ids(self.vocab_size, batch_size, self.pad_id),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        """ids (B, EXPORT_LENGTH) -> logits: the recurrence unrolls over time when traced, so the length is
+        fixed at the sentence task's default ``max_tokens``; pad (or truncate) every sentence to it."""
+        ids = example_ids(self.vocab_size, 2, self.pad_id, EXPORT_LENGTH)
+        return [ExportGraph(self, (ids,), ["ids"], ["logits"], {"ids": {0: BATCH}})]
 
 
 class NBSVM(nn.Module):
@@ -179,6 +190,8 @@ class NBSVM(nn.Module):
 
     def ngrams(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """Distinct n-gram ids (B, F) and their mask (B, F): binarised features."""
+        if torch.compiler.is_exporting():  # two more padding positions (no n-grams) keep T free: a traced
+            ids = F.pad(ids, (0, 2), value=self.pad_id)  # graph otherwise specialises on T - 1 == 1
         mask = check_ids("nbsvm", ids, self.pad_id)
         bigrams = self.vocab_size + (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % self.bigram_buckets
         grams = torch.cat([ids, bigrams], 1).masked_fill(~torch.cat([mask, mask[:, 1:]], 1), -1)
@@ -213,6 +226,9 @@ class NBSVM(nn.Module):
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (example_ids(self.vocab_size, batch_size, self.pad_id),)
+
+    def export_graphs(self) -> list[ExportGraph]:
+        return ids_to_logits_graphs(self)
 
 
 @register_model("textcnn")

@@ -54,6 +54,7 @@ class TrainConfig:
     accum_steps: int = 1
     precision: str = "fp32"  # fp32 | bf16 (autocast; master weights stay fp32)
     channels_last: bool = False
+    compile: bool = False  # torch.compile the training forward (inductor: a C++ compiler on CPU, Triton on CUDA)
     eval_every_steps: int = 0  # 0: evaluate every ``eval_every_epochs`` epochs
     eval_every_epochs: int = 1
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0: off
@@ -100,6 +101,7 @@ class RunConfig:
     model: ModelConfig
     data: Any  # the task's Config dataclass
     train: TrainConfig
+    preset: str = ""  # the preset (name or TOML file name) the run started from; "" for defaults
 
     def with_model_args(self, args: dict[str, Any]) -> RunConfig:
         return replace(self, model=replace(self.model, args={**self.model.args, **args}))
@@ -109,7 +111,7 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Build and type-check a RunConfig from a plain dict (a preset, overrides or config.json)."""
     if not isinstance(data, dict):
         raise UserError("a run config must be a table with task, model, data and train")
-    extra = set(data) - {"task", "model", "data", "train", "description"}
+    extra = set(data) - {"task", "model", "data", "train", "description", "preset"}
     if extra:
         raise unknown("config key", sorted(extra)[0], ["task", "model", "data", "train"])
     task_name = data.get("task", "classification")
@@ -117,11 +119,15 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
         raise UserError(f"config key 'task' must be a string, got {task_name!r}")
     task_cls = TASKS.get(task_name)
     model = from_dict(ModelConfig, data.get("model", {}), "model.")
+    preset = data.get("preset", "")
+    if not isinstance(preset, str):
+        raise UserError(f"config key 'preset' must be a string, got {preset!r}")
     return RunConfig(
         task=task_name,
         model=model,
         data=from_dict(task_cls.Config, data.get("data", {}), "data."),
         train=from_dict(TrainConfig, data.get("train", {}), "train."),
+        preset=preset,
     )
 
 
@@ -156,6 +162,8 @@ def resolve_config(preset: str | None, overrides: list[str]) -> RunConfig:
     """Preset (or defaults) + dotted overrides, type-checked."""
     data = load_preset(preset) if preset else {}
     data.pop("description", None)
+    if preset:  # a file written by `archzoo config` names the preset it came from
+        data.setdefault("preset", preset if preset in list_presets() else Path(preset).name)
     for text in overrides:
         key, value = parse_override(text)
         section = key.split(".")[0]

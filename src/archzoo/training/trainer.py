@@ -60,6 +60,22 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
+def check_compiler(device: torch.device) -> None:
+    """``train.compile`` on a machine that cannot compile: one line when the trainer is built, not a
+    compiler traceback at the first step."""
+    import os
+    import shutil
+
+    if device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+        raise UserError("train.compile needs a C++ compiler on CPU (torch.compile's inductor backend): install one "
+                        "(apt-get install g++) or set train.compile=false")
+    if device.type == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is None:
+            raise UserError("train.compile on CUDA needs Triton (pip install triton) or set train.compile=false")
+
+
 class TrainStep:
     """One optimizer step as a task sees it (``Task.training_step``): the step's micro-batches and
     ``optimize``, which runs one phase of the step, its accumulation, backward, clipping, optimizer
@@ -187,6 +203,9 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.phase_modules = [DistributedDataParallel(m, device_ids=ids) for m in self.phase_modules]
+        if tc.compile:  # the training forward only: evaluation and checkpoints use self.model, uncompiled
+            check_compiler(self.device)
+            self.phase_modules = [torch.compile(m) for m in self.phase_modules]
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
