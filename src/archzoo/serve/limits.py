@@ -9,11 +9,10 @@ import asyncio
 from archzoo.errors import UserError
 from archzoo.tasks.base import check_count
 
-MAX_BODY_BYTES = 8 << 20  # any request body: the largest upload (a WAV) with room for the form around it
+MAX_BODY_BYTES = 8 << 20  # any request body: the largest upload (an image) with room for the form around it
 MAX_IMAGE_BYTES = 4 << 20
 MAX_IMAGE_PIXELS = 4096 * 4096  # a decompression bomb is refused before it is decoded
 MAX_CSV_BYTES = 2 << 20
-MAX_WAV_BYTES = 4 << 20
 MAX_PROMPT_CHARS = 2_000
 MAX_TOKENS = 2_000  # characters one text request generates
 MAX_SENTENCE_CHARS = 1_000
