@@ -265,3 +265,41 @@ def test_best_checkpoint_ties_on_accuracy_go_to_the_lower_loss() -> None:
     assert not task.is_better({"accuracy": 0.994, "loss": 0.001}, best)
     assert task.is_better({"accuracy": 0.995, "loss": 0.0188}, best)
     assert not task.is_better({"accuracy": 0.995, "loss": 0.0213}, best)
+
+
+def test_predict_keeps_the_first_convolution_outputs_in_call_order(task: ImageClassification, tmp_path: Path) -> None:
+    model = create_model("simple_cnn", **task.model_args()).eval()
+    digits = load_idx_split("mnist-small", "test").images[:3]  # (3, 28, 28) uint8
+    plain = task.predict(model, digits)
+    kept = task.predict(model, digits, feature_maps=2)
+    assert torch.equal(plain.probs, kept.probs) and plain.feature_maps == []
+    assert [name for name, _ in kept.feature_maps] == ["features.0", "features.3"]
+    x = normalise(kept.inputs * 255.0, MEAN, STD)
+    first = model.features[0](x)  # the convolution's own output: before the in-place ReLU that follows it
+    assert kept.feature_maps[0][1].shape == (3, 32, 28, 28) and kept.feature_maps[1][1].shape == (3, 64, 14, 14)
+    torch.testing.assert_close(kept.feature_maps[0][1], first)
+    assert (kept.feature_maps[0][1] < 0).any()
+    torch.testing.assert_close(kept.feature_maps[1][1], model.features[3](model.features[:3](x)))
+    assert kept.inputs.shape == (3, 1, 28, 28) and 0 <= kept.inputs.min() and kept.inputs.max() <= 1
+    assert kept.plot_feature_maps(tmp_path / "maps.png", layer=1, index=2, channels=8).stat().st_size > 0
+    assert Image.open(tmp_path / "maps.png").size[0] > 100
+
+
+@pytest.mark.parametrize(("model", "count", "needle"), [
+    ("mlp", 1, "MLP has no convolution layers, so no feature maps; use a CNN run"),
+    ("simple_cnn", 3, "feature_maps = 3 is more than 2: SimpleCNN has 2 convolution layers"),
+    ("simple_cnn", -1, "feature_maps must be >= 1"),
+])
+def test_feature_maps_of_a_model_without_enough_convolutions_is_one_line(task: ImageClassification, model: str,
+                                                                        count: int, needle: str) -> None:
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        task.predict(create_model(model, **task.model_args()), torch.zeros(28, 28), feature_maps=count)
+
+
+def test_plot_feature_maps_needs_kept_maps(task: ImageClassification, tmp_path: Path) -> None:
+    result = task.predict(create_model("simple_cnn", **task.model_args()), torch.zeros(28, 28))
+    with pytest.raises(UserError, match="no feature maps were kept"):
+        result.plot_feature_maps(tmp_path / "x.png")
+    result = task.predict(create_model("simple_cnn", **task.model_args()), torch.zeros(28, 28), feature_maps=1)
+    with pytest.raises(UserError, match="layer 1 is out of range: 1 convolution layer"):
+        result.plot_feature_maps(tmp_path / "x.png", layer=1)

@@ -132,3 +132,36 @@ def test_carry_state_run_resumes_exactly(tmp_path) -> None:  # noqa: ANN001
     a = checkpoint.read_weights(tmp_path / "full" / "model.safetensors")[0]
     b = checkpoint.read_weights(tmp_path / "part" / "model.safetensors")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Piecewise:
+    """A text stream that keeps each write apart (what the playground's page receives, piece by piece)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.pieces.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_sample_streams_one_character_at_a_time_and_counts_its_tokens() -> None:
+    task = LanguageModel(LanguageModelConfig(dataset="tinyshakespeare", context=16))
+    model = create_model("lstm_lm", vocab_size=len(task.vocab), hidden_size=16, embedding_dim=8, num_layers=1)
+    stream = Piecewise()
+    result = task.sample(model, 1, prompt="ROMEO:", tokens=25, temperature=0.9, seed=3, stream=stream)
+    assert stream.pieces[0] == "ROMEO:" and stream.pieces[-1] == "\n" and len(stream.pieces) == 27
+    assert all(len(p) == 1 for p in stream.pieces[1:])
+    assert "".join(stream.pieces[:-1]) == result.samples[0]
+    assert result.tokens == 25 and result.seconds > 0
+    assert task.sample(model, 1, prompt="ROMEO:", tokens=25, temperature=0.9, seed=3).samples == result.samples
+
+
+def test_names_count_the_tokens_of_every_row() -> None:
+    task = LanguageModel(LanguageModelConfig(dataset="makemore-names", context=16))
+    model = create_model("lstm_lm", vocab_size=len(task.vocab), hidden_size=16, embedding_dim=8, num_layers=1)
+    result = task.sample(model, 4, tokens=12, seed=0)
+    assert len(result.samples) == 4 and 4 <= result.tokens <= 4 * 12 and result.seconds > 0

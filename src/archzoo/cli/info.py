@@ -17,14 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from archzoo.config import parse_override
     from archzoo.errors import UserError
-    from archzoo.models import create_model
-    from archzoo.models.summary import format_table, summarize
+    from archzoo.models.summary import describe
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     kwargs = dict(parse_override(o) for o in args.overrides)
     kwargs = {k.removeprefix("model.args.").removeprefix("model."): v for k, v in kwargs.items()}
-    model = create_model(args.model, **kwargs)
-    rows = summarize(model, args.batch_size)
-    print(format_table(args.model, rows, sum(p.numel() for p in model.parameters())))
+    print(describe(args.model, args.batch_size, **kwargs))
     return 0

@@ -39,6 +39,7 @@ def build_parser() -> ArgumentParser:
         predict,
         runs,
         sample,
+        serve,
         train,
         transcribe,
         translate,
@@ -47,8 +48,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="archzoo", description="Classic deep-learning architectures, trained on real data.")
     parser.add_argument("--version", action="version", version=f"archzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (train, evaluate, predict, translate, transcribe, sample, forecast, export, runs, config, info, data,
-                   bench, lab, listing):
+    for module in (train, evaluate, predict, translate, transcribe, sample, forecast, export, runs, serve, config, info,
+                   data, bench, lab, listing):
         module.add_parser(sub)
     return parser
 

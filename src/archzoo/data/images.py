@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -61,17 +61,27 @@ def load_image_split(dataset: str, split: str, data_dir: str | Path | None = Non
 def load_user_image(path: str | Path, channels: int, size: int, photo: bool = False) -> torch.Tensor:
     """Load any image file as a (channels, size, size) float tensor in [0, 1], prepared as
     ``prepare_user_image`` describes."""
-    from PIL import Image, UnidentifiedImageError
-
     if not Path(path).is_file():
         raise UserError(f"image {path} does not exist (or is not a file)")
+    with open_user_image(path, str(path)) as im:
+        return prepare_user_image(im, channels, size, photo)
+
+
+def open_user_image(source: str | Path | BinaryIO, name: str, max_pixels: int | None = None) -> Any:
+    """A PIL image read whole from a file path or a binary stream (an upload); a broken file, or one of more
+    than ``max_pixels`` pixels (refused before decoding), is one line naming it as ``name``."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        with Image.open(path) as im:
-            im.load()
-            return prepare_user_image(im, channels, size, photo)
+        im = Image.open(source)
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            im.close()
+            raise UserError(f"{name} has {im.width} x {im.height} pixels, more than {max_pixels:,}; give a smaller image")
+        im.load()
+        return im
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         # Pillow reports broken files with several exception types (SyntaxError: "broken PNG file")
-        raise UserError(f"{path} is not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
+        raise UserError(f"{name} is not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
 
 
 def prepare_user_image(im: Any, channels: int, size: int, photo: bool = False) -> torch.Tensor:

@@ -48,9 +48,16 @@ def read_series_csv(path: str | Path, columns: tuple[str, ...] | list[str] = (),
     ``fill`` fills missing timestamps (see ``fill_gaps``)."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
+    return parse_series_csv(data, str(path), columns, fill)
+
+
+def parse_series_csv(data: bytes, path: str, columns: tuple[str, ...] | list[str] = (), fill: str = "none") -> Series:
+    """A series CSV's bytes (a file's, or an upload's) as a ``Series``; ``path`` names it in messages."""
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); give a CSV file") from None
     try:

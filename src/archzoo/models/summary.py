@@ -96,3 +96,11 @@ def format_table(model_name: str, rows: list[LayerRow], total_params: int) -> st
     lines.append(f"parameters: {total_params:,} ({total_params * 4 / 2**20:.2f} MiB fp32); "
                  f"forward FLOPs per example: {total_flops / rows[0].output_shape[0] if rows else 0:,.0f}")
     return "\n".join(lines)
+
+
+def describe(name: str, batch_size: int = 1, **overrides: Any) -> str:
+    """``archzoo info NAME``: the layer table of the registered model ``name`` built with ``overrides``."""
+    from archzoo.models.registry import create_model
+
+    model = create_model(name, **overrides)
+    return format_table(name, summarize(model, batch_size), sum(p.numel() for p in model.parameters()))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,33 @@ class Predictions:
     classes: list[str]
     probs: torch.Tensor
     top: int
+    # images: the pixels the model saw (N, C, H, W) in [0, 1]; with predict(feature_maps=k), the outputs of
+    # its first k convolution layers in the order they ran, (name, (N, C_l, H_l, W_l)) each
+    inputs: torch.Tensor | None = None
+    feature_maps: list[tuple[str, torch.Tensor]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
         """The most probable class of each input."""
         return [self.classes[int(i)] for i in self.probs.argmax(1)]
+
+    def plot_feature_maps(self, path: Path, layer: int = 0, index: int = 0, channels: int = 32) -> Path:
+        """One convolution layer's feature maps for input ``index``: its first ``channels`` channels, each
+        scaled to its own range (black = its minimum, white = its maximum), one tile per channel."""
+        from archzoo.viz.plots import plot_image_grid
+
+        if not self.feature_maps:
+            raise UserError("no feature maps were kept; predict with feature_maps=1 (or more) on a CNN run")
+        if not -len(self.feature_maps) <= layer < len(self.feature_maps):
+            raise UserError(f"layer {layer} is out of range: {len(self.feature_maps)} convolution layer(s) were kept")
+        if not -len(self.names) <= index < len(self.names):
+            raise UserError(f"input {index} is out of range: {len(self.names)} input(s) were classified")
+        name, maps = self.feature_maps[layer]
+        tiles = maps[index, :check_count("channels", channels, 1, 1024, "draw fewer channels")].float()
+        low = tiles.amin(dim=(1, 2), keepdim=True)
+        tiles = (tiles - low) / (tiles.amax(dim=(1, 2), keepdim=True) - low).clamp(min=1e-12)
+        caption = f"{name}: {len(tiles)} of {maps.shape[1]} channels, {maps.shape[2]}x{maps.shape[3]}"
+        return plot_image_grid(tiles[:, None], [f"ch {c}" for c in range(len(tiles))], Path(path), caption)
 
     def lines(self) -> list[str]:
         """One line per input: its name, a tab, then its ``top`` classes with their probabilities."""
@@ -217,6 +240,32 @@ def pixel_batch(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         raise UserError(f"float image arrays must hold pixels in [0, 1], got values in [{x.min():.3g}, {x.max():.3g}]; "
                         "divide 0..255 pixels by 255")
     return x
+
+
+def first_conv_outputs(model: nn.Module, x: torch.Tensor, count: int, batch_size: int,
+                       logits: Any) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
+    """``logits(model, x, batch_size)`` and, recorded on the way by forward hooks, the outputs of the first
+    ``count`` convolution layers to run (named as in ``model.named_modules()``), float32 on the CPU."""
+    convs = {m: name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    if not convs:
+        raise UserError(f"{type(model).__name__} has no convolution layers, so no feature maps; use a CNN run "
+                        "(simple_cnn, lenet5, resnet20, ...)")
+    check_count("feature_maps", count, 1, len(convs), f"{type(model).__name__} has {len(convs)} convolution layers")
+    seen: dict[nn.Module, list[torch.Tensor]] = {}
+    caller = threading.get_ident()  # another thread predicting with the same model meanwhile is not recorded
+
+    def keep(module: nn.Module, _: Any, output: torch.Tensor) -> None:
+        if threading.get_ident() == caller and (module in seen or len(seen) < count):
+            # a copy: an in-place activation (ReLU(inplace=True)) overwrites the output right after the hook
+            seen.setdefault(module, []).append(output.detach().to("cpu", torch.float32, copy=True))
+
+    hooks = [m.register_forward_hook(keep) for m in convs]
+    try:
+        out = logits(model, x, batch_size)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, [(convs[m], torch.cat(parts)) for m, parts in seen.items()]
 
 
 @register_task("classification")
@@ -319,19 +368,25 @@ class ImageClassification(TensorPairSplits, Task):
         return accuracy_and_loss(self.logits(model, x, batch_size), y)
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, images: Any, top: int = 3, batch_size: int = 256) -> Predictions:
+    def predict(self, model: nn.Module, images: Any, top: int = 3, batch_size: int = 256,
+                feature_maps: int = 0) -> Predictions:
         """Class probabilities of user images: file paths, PIL images, numpy arrays or tensors (see
-        ``user_images``), normalised with the dataset's statistics like its own images.
+        ``user_images``), normalised with the dataset's statistics like its own images. With
+        ``feature_maps`` = k, also the outputs of the model's first k convolution layers (what its
+        filters respond to, before any activation; ``Predictions.plot_feature_maps`` draws them).
 
-        Shapes: images -> probs (N, K).
+        Shapes: images -> probs (N, K); inputs (N, C, H, W); feature maps (N, C_l, H_l, W_l) per layer.
         """
         top = check_top(top)
         photo = DATASETS.get(self.cfg.dataset).meta.get("format") == "cifar10-binary"  # photographs: no centring
         pixels, names = user_images(images, tuple(model.input_shape), photo)
         device = model_device(model)
         x = normalise(pixels.to(device) * 255.0, self.mean, self.std)
-        probs = self.logits(model, x, batch_size).softmax(-1).cpu()
-        return Predictions(names, self.classes, probs, top)
+        if feature_maps:
+            logits, maps = first_conv_outputs(model, x, feature_maps, batch_size, self.logits)
+        else:
+            logits, maps = self.logits(model, x, batch_size), []
+        return Predictions(names, self.classes, logits.softmax(-1).cpu(), top, pixels.cpu(), maps)
 
     def summary_lines(self, result: dict[str, Any]) -> list[str]:
         lines = [f"{self.cfg.dataset} test ({result['examples']} examples): accuracy {result['accuracy']:.4f}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -249,6 +250,7 @@ class LanguageModel(Task):
         end = self.vocab.index.get(END)
         out = stream if stream is not None else io.StringIO()
         notes: list[str] = []
+        start = time.perf_counter()
         if self.layout == "lines":
             prompt_ids = self.vocab.encode(END + prompt, unknown)
             prompt = self.vocab.decode(prompt_ids[1:])  # what the model reads (unknowns skipped)
@@ -263,7 +265,7 @@ class LanguageModel(Task):
             out.flush()
             new = sum(name not in self.train_lines for name in names)
             notes.append(f"{new} of {len(names)} are new (not in the training set)")
-            return TextSamples(names, stream is not None, notes, new)
+            return TextSamples(names, stream is not None, notes, new, sum(map(len, rows)), time.perf_counter() - start)
         if not prompt:
             prompt = END if end is not None else self.vocab.chars[0]
         prompt_ids = self.vocab.encode(prompt, unknown)
@@ -271,7 +273,7 @@ class LanguageModel(Task):
             raise UserError("the prompt has no character of the model's vocabulary left; give another prompt")
         prompt = self.vocab.decode(prompt_ids)
         prompt_ids = self.fit_context(model, prompt_ids, notes).to(device)[None]
-        texts = []
+        texts, generated = [], 0
         for k in range(n):
             if n > 1:
                 out.write(f"--- sample {k + 1} ---\n")
@@ -284,7 +286,8 @@ class LanguageModel(Task):
                 out.flush()
             out.write("\n")
             texts.append(prompt + "".join(pieces))
-        return TextSamples(texts, stream is not None, notes)
+            generated += len(pieces)
+        return TextSamples(texts, stream is not None, notes, tokens=generated, seconds=time.perf_counter() - start)
 
     @staticmethod
     def fit_context(model: nn.Module, ids: torch.Tensor, notes: list[str]) -> torch.Tensor:
@@ -304,12 +307,15 @@ MAX_SAMPLE_CHARACTERS = 10_000_000  # n x tokens of one call: 40 MB of ids, hour
 @dataclass
 class TextSamples:
     """Text samples of a language model (``Run.sample``): the texts, whether they were already written
-    to a stream as they were generated, notes for the user, and for names how many are new."""
+    to a stream as they were generated, notes for the user, for names how many are new, and how many
+    tokens were generated in how many seconds (prompt reading included)."""
 
     samples: list[str]
     streamed: bool
     notes: list[str] = field(default_factory=list)
     new: int | None = None
+    tokens: int = 0
+    seconds: float = 0.0
     default_file = None  # printed, not saved, unless a file is asked for
 
     def text(self) -> str:
