@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "notice); at most the run's data.max_seconds (5 s for isolated digits, 20 s for connected ones)")
     add_run(p)
     p.add_argument("files", nargs="+", type=Path, metavar="FILE.wav")
-    p.add_argument("--top", type=int, default=3, help="how many alternatives to show (default 3)")
+    p.add_argument("--top", type=int, default=3,
+                   help="how many alternatives to show (default 3; a connected-digit run shows at most its beam width)")
     p.add_argument("--beam", type=int, help="connected digits: prefix beam search width (default the run's "
                    "data.beam_size); 1 decodes greedily (best path)")
     p.set_defaults(run=run)

@@ -225,18 +225,19 @@ class ConnectedDigits(SpeechTask):
 
     def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3, beam: int | None = None,
                    posteriors: bool = False) -> Transcripts:
-        """The digit string spoken in each file: the ``top`` best beams of prefix beam search of width
-        ``beam`` (default ``data.beam_size``), or with ``beam=1`` the greedy best-path reading alone;
-        with ``posteriors``, the feature frames and per-frame posteriors for ``Transcripts.plot``."""
+        """The digit string spoken in each file: the ``top`` best beams (at most ``beam``) of prefix beam
+        search of width ``beam`` (default ``data.beam_size``), or with ``beam=1`` the greedy best-path
+        reading alone; with ``posteriors``, the feature frames and per-frame posteriors for
+        ``Transcripts.plot``. The reading does not depend on ``top``."""
         if beam is not None:
             check_count("--beam", beam, 1, 1000, "use a narrower beam")
         return self.recognise(model, files, top, posteriors, beam=beam or self.cfg.beam_size)
 
     def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int, beam: int = 8
                  ) -> tuple[list[list[tuple[str, float]]], list[Tensor]]:
-        """Each recording's recognised digit strings: the ``top`` best beams of prefix beam search (at least
-        ``top`` wide), or with ``beam=1`` the greedy reading with its probability p(labels | audio) (CTC's
-        sum over every alignment); and each recording's per-frame posteriors."""
+        """Each recording's recognised digit strings: the ``top`` best beams of prefix beam search ``beam``
+        wide, or with ``beam=1`` the greedy reading with its probability p(labels | audio) (CTC's sum over
+        every alignment); and each recording's per-frame posteriors."""
         log_probs, out_lengths = self.log_probs(model, feats, frames)
         log_probs = log_probs.float()
         text = lambda labels: "".join(str(c - 1) for c in labels)  # noqa: E731
@@ -248,6 +249,6 @@ class ConnectedDigits(SpeechTask):
             readings = [[(text(labels), math.exp(-float(n)))] for labels, n in zip(best, nll, strict=True)]
         else:
             readings = [[(text(labels), math.exp(score)) for labels, score in
-                         prefix_beam_search(lp[:n], max(beam, top), BLANK)[:top]]
+                         prefix_beam_search(lp[:n], beam, BLANK)[:top]]
                         for lp, n in zip(log_probs, out_lengths, strict=True)]
         return readings, [lp[:n].exp().cpu() for lp, n in zip(log_probs, out_lengths, strict=True)]
