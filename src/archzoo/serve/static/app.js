@@ -439,7 +439,7 @@ async function transcribe() {
   const body = await api("/api/speech", { method: "POST", body: form });
   $("#speech-results").replaceChildren(...body.results.map(r => {
     const run = runById(r.run);
-    const card = el("article", { class: "card", "data-run": r.run }, el("h3", { text: run ? runLabel(run) : r.run }));
+    const card = el("article", { class: `card ${r.kind || ""}`, "data-run": r.run }, el("h3", { text: run ? runLabel(run) : r.run }));
     if (r.error) { card.append(el("p", { class: "error-line", text: r.error })); return card; }
     if (r.kind === "isolated") {
       card.append(el("div", { class: "verdict" },
@@ -451,7 +451,7 @@ async function transcribe() {
         el("span", { class: "digits", "data-testid": "transcript", text: r.text || "(nothing)" }),
         el("span", { class: "muted", text: `${r.decoding} · ${r.ms} ms` })),
         el("ol", { class: "readings", title: "the best readings and their probabilities" },
-          ...r.readings.map(x => el("li", { text: `${x.text || "(nothing)"}  ·  p = ${x.p.toFixed(3)}` }))),
+          ...r.readings.map(x => el("li", { text: `${x.text || "(nothing)"}  ·  p = ${x.p >= 0.001 ? x.p.toFixed(3) : x.p.toExponential(1)}` }))),
         el("figure", {}, el("img", { src: r.plot, alt: "features and per-frame posteriors", class: "posteriors" })));
     }
     if (r.notes.length) card.append(el("p", { class: "stats muted", text: r.notes.join("; ") }));
@@ -516,7 +516,7 @@ async function recall() {
   $("#hopfield-results").replaceChildren(...body.results.map(r => {
     const run = runById(r.run);
     const box = el("article", { class: "recall", "data-run": r.run },
-      el("h3", { text: run ? `${runLabel(run)} · ${r.model_kind || ""}` : r.run }));
+      el("h3", { text: run ? runLabel(run) : r.run }));
     if (r.error) { box.append(el("p", { class: "error-line", text: r.error })); return box; }
     const frame = (src, caption, cls = "") => el("figure", { class: cls }, el("img", { src, alt: caption }),
       el("figcaption", { text: caption }));
