@@ -26,16 +26,21 @@ FAST_SECONDS = 32.0  # half of nanoGPT's 64 s
 MAIN_PRESET = "shakespeare-gpt"
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of a square ``size`` matmul in ``dtype`` (best of three timings of ``repeats`` products)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10, device: str | torch.device = "cpu") -> float:
+    """GFLOP/s of a square ``size`` matmul in ``dtype`` on ``device`` (best of three timings of
+    ``repeats`` products; CUDA is synchronised around each timing)."""
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     for _ in range(2):
         a @ b
     best = math.inf
     for _ in range(3):
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 * repeats / best / 1e9
 
