@@ -64,6 +64,7 @@ def test_generation_benchmarks_run_and_agree_token_for_token(tmp_path: Path) -> 
         result = bench(tmp_path, new_tokens=4, rounds=1)
         assert result["identical_tokens"] and result["value"] > 0 and len(result["decoder_tokens_per_s"]) == 1
         assert result["bandwidth_bound_tokens_per_s_dram"] > 0 and result["copy_gb_per_s_256mb"] > 0
+        assert result["matmuls_alone_tokens_per_s"] > 0
 
 
 def test_weight_bytes_count_a_tied_readout_once_and_skip_embedding_rows() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archzoo.benchmarks.base import register_benchmark
@@ -37,12 +38,34 @@ def _seconds(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def weight_bytes_per_token(model: nn.Module) -> int:
-    """Bytes of parameters a batch-1 step reads: every matrix and vector once (a tied readout is its
-    embedding, read whole), except the input and position embeddings, of which a step reads one row."""
+def step_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The parameters a batch-1 step reads whole: every matrix and vector (a tied readout is its
+    embedding), not the input and position embeddings, of which a step reads one row."""
     readout = {id(p) for p in model.head.parameters()}
-    return sum(p.numel() * p.element_size() for name, p in model.named_parameters()
-               if id(p) in readout or not name.startswith(("token_embedding", "embedding", "position")))
+    return [p for name, p in model.named_parameters()
+            if id(p) in readout or not name.startswith(("token_embedding", "embedding", "position"))]
+
+
+def matmul_floor_tokens_per_s(model: nn.Module, repeats: int = 200) -> float:
+    """Tokens/s of the step's matrix-vector products alone: ``F.linear`` of one vector through every
+    weight matrix in turn (the bytes stream from memory as in generation), median of 5 timings. An
+    fp32 decoder that computes the same logits cannot pass it; the rest of a step is overhead."""
+    matrices = [w for w in step_weights(model) if w.dim() == 2]
+    inputs = {w.shape[1]: torch.randn(1, w.shape[1]) for w in matrices}
+
+    def one_token() -> None:
+        for w in matrices:
+            F.linear(inputs[w.shape[1]], w)
+
+    with torch.inference_mode():
+        one_token()
+        timings = [_seconds(lambda: [one_token() for _ in range(repeats)]) for _ in range(5)]
+    return repeats / statistics.median(timings)
+
+
+def weight_bytes_per_token(model: nn.Module) -> int:
+    """Bytes of the parameters a batch-1 step reads (``step_weights``), each once."""
+    return sum(p.numel() * p.element_size() for p in step_weights(model))
 
 
 def compare_generation(model: nn.Module, new_tokens: int, rounds: int) -> dict[str, Any]:
@@ -66,6 +89,7 @@ def compare_generation(model: nn.Module, new_tokens: int, rounds: int) -> dict[s
     weight_bytes = weight_bytes_per_token(model)
     dram, cached = copy_bandwidth(256), copy_bandwidth(weight_bytes / 1e6)
     decoder_rate = statistics.median(n[0] for n in new)
+    floor = matmul_floor_tokens_per_s(model)
     return {
         "value": round(statistics.median(ratios) if identical else 0.0, 3), "identical_tokens": identical,
         "decoder_tokens_per_s": [round(n[0]) for n in new], "state_path_tokens_per_s": [round(o[0]) for o in old],
@@ -76,6 +100,7 @@ def compare_generation(model: nn.Module, new_tokens: int, rounds: int) -> dict[s
         "bandwidth_bound_tokens_per_s_dram": round(dram * 1e9 / weight_bytes),
         "bandwidth_bound_tokens_per_s_weights_size": round(cached * 1e9 / weight_bytes),
         "decoder_fraction_of_dram_bound": round(decoder_rate * weight_bytes / (dram * 1e9), 3),
+        "matmuls_alone_tokens_per_s": round(floor), "decoder_fraction_of_matmuls_alone": round(decoder_rate / floor, 3),
         "new_tokens": new_tokens, "rounds": rounds, "threads": torch.get_num_threads(), "precision": "fp32",
     }
 
