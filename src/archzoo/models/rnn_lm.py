@@ -62,8 +62,9 @@ class RecurrentLM(nn.Module):
         return (torch.randint(0, self.vocab_size, (batch_size, 8)),)
 
     def incremental_decoder(self) -> RecurrentDecoder | None:
-        """A token-by-token decoder computing exactly what ``forward`` with a state computes, or None
-        where it does not apply (training mode, or a layer set to the reference path)."""
+        """A token-by-token decoder on the cell kernels computing what ``forward`` with a state computes
+        (to float32 rounding), or None where it does not apply (training mode, or a layer set to the
+        reference path): the sampler then uses ``forward``."""
         if self.training or any(m.resolved_impl() != "fused" for m in self.modules() if isinstance(m, ImplSwitch)):
             return None
         return RecurrentDecoder(self)
@@ -89,8 +90,8 @@ class RecurrentDecoder:
     ``forward`` runs the whole-sequence kernel, which on CPU is oneDNN's RNN primitive: at batch 1 and
     one step it costs about 3.5x the cell kernels (it prepares the weights on every call), so a step
     here computes the same equations with different kernels: logits agree to float32 rounding
-    (about 1e-6), not bit for bit, and the sampled tokens agree unless two candidates tie to that
-    precision (tests/models/test_rnn_lm.py checks both).
+    (tests allow 1e-5), not bit for bit, and the sampled tokens agree unless two candidates tie to
+    that precision (tests/tasks/test_sampling.py checks both).
     Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
     """
 

@@ -3,10 +3,10 @@ streaming one token at a time with the model's state (recurrent state, or a KV c
 
 Models follow the language-model contract ``model(ids (B, T), state) -> (logits (B, T, V), state)``:
 the prompt is read once, then each step feeds only the newest token, so the work per generated
-token is constant for a recurrent model. A model may also offer ``incremental_decoder()``: an object with
-``prefill(ids (B, P)) -> logits (B, V)`` and ``step(ids (B,)) -> logits (B, V)`` computing the same
-logits with less Python per token (GPT's static KV cache); the sampler uses it unless told not to,
-and draws the same tokens either way.
+token is constant for a recurrent model. A model may also offer ``incremental_decoder()``: an object
+with ``prefill(ids (B, P)) -> logits (B, V)`` and ``step(ids (B,)) -> logits (B, V)`` computing the
+same logits faster (GPT's static KV cache: bitwise the same; the recurrent models' cell kernels: the
+same to float32 rounding). The sampler uses it unless told not to; the tokens drawn are the same.
 """
 
 from __future__ import annotations
