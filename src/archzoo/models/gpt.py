@@ -135,12 +135,14 @@ class StaticCacheDecoder:
     """Generation state of a ``GPT`` in eval mode: every layer's keys and values in one buffer of
     ``context`` positions allocated at the prompt, and a decode step that calls the kernels directly.
 
-    ``forward`` with a state costs about 2.5 ms per token at batch 1 on a 2-core CPU, about half of it
-    Python (module calls, argument checks, the impl switch, mask building, cache bookkeeping). The
-    step here issues the same ATen calls on the same shapes in the same order, so its logits are
-    bitwise those of ``forward`` (tests/models/test_gpt.py checks it), with the Python between them
-    cut to the operations themselves; the rotary rotation of queries and keys is one complex
-    multiplication for both. Sliding past the context recomputes through ``forward``, as it does.
+    At batch 1, ``forward`` with a state spends part of each step in Python around the kernels (module
+    calls, argument checks, the impl switch, mask building, growing the cache). The step here issues
+    the same ATen calls on the same shapes in the same order, so its logits are bitwise those of
+    ``forward`` (tests/tasks/test_sampling.py checks it), with the Python between them cut to the
+    operations themselves; the rotary rotation of queries and keys is one complex multiplication for
+    both. Sliding past the context recomputes through ``forward``, as it does. (What remains per
+    token is the matrix-vector products, bound by memory bandwidth, and about 150 small kernel calls:
+    benchmarks/README.md, "Performance round 2".)
     Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
     """
 
