@@ -131,13 +131,14 @@ class Task:
 
 
 class TensorPairSplits:
-    """For tasks holding each split as an (inputs, targets) pair of tensors in ``self._splits`` and
-    reading them through ``self.split(name)``: the example count and the move to a device."""
+    """For tasks holding each split as a tuple of tensors in ``self._splits`` (inputs, ..., targets; the
+    second counts the examples) and reading them through ``self.split(name)``: the example count and the
+    move to a device."""
 
     device: torch.device
-    _splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    _splits: dict[str, tuple[torch.Tensor, ...]]
 
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(self, name: str) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
     def num_train_examples(self) -> int:
@@ -145,7 +146,7 @@ class TensorPairSplits:
 
     def to(self, device: torch.device) -> None:
         self.device = device
-        self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
+        self._splits = {k: tuple(t.to(device) for t in v) for k, v in self._splits.items()}
 
 
 MAX_SEED = 2**63 - 1

@@ -23,7 +23,7 @@ from archzoo.data.sources import DATASETS
 from archzoo.data.synthetic import ADDING_FEATURES, adding_problem, delayed_recall, recall_features
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, register_task, step_seed
+from archzoo.tasks.base import Task, TensorPairSplits, register_task, step_seed
 from archzoo.tasks.classification import accuracy_and_loss, normalise
 
 ADDING_BASELINE_MSE = 1 / 6  # always answering E[y] = 1
@@ -65,7 +65,7 @@ class DelayedRecallConfig:
         _check_sizes(self.epoch_size, self.val_size, self.test_size)
 
 
-class SyntheticSequenceTask(Task):
+class SyntheticSequenceTask(TensorPairSplits, Task):
     """Shared body of the synthetic tasks: fresh training sequences per step, fixed evaluation ones."""
 
     def __init__(self, cfg: Any, data_dir: str | Path | None = None):
@@ -85,10 +85,6 @@ class SyntheticSequenceTask(Task):
 
     def num_train_examples(self) -> int:
         return self.cfg.epoch_size
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
 
     def train_batch(self, indices: Tensor, shard: slice, seed: int) -> tuple[Tensor, Tensor]:
         """Fresh sequences drawn from the step's seed for the whole global batch; this shard's slice."""
@@ -185,7 +181,7 @@ class SequentialMNISTConfig:
 
 
 @register_task("sequential_mnist")
-class SequentialMNIST(Task):
+class SequentialMNIST(TensorPairSplits, Task):
     """Classify a digit from its 784 pixels read one at a time in raster order, the label at the last step.
 
     Reference: Le, Jaitly & Hinton 2015, arXiv:1504.00941, Sec. 4.2 (pixel-by-pixel MNIST, T = 784).
@@ -234,12 +230,6 @@ class SequentialMNIST(Task):
     def has_split(self, name: str) -> bool:
         return name in ("train", "val", "test")
 
-    def num_train_examples(self) -> int:
-        return len(self.split("train")[1])
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        self._splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self._splits.items()}
 
     def train_batch(self, indices: Tensor, shard: slice, seed: int) -> tuple[Tensor, Tensor]:
         pixels, labels = self.split("train")

@@ -28,7 +28,7 @@ from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
 from archzoo.layers.spectral import LogMelSpectrogram, normalize_utterances
-from archzoo.tasks.base import Task, check_count, length_buckets, model_device, register_task
+from archzoo.tasks.base import Task, TensorPairSplits, check_count, length_buckets, model_device, register_task
 from archzoo.tasks.classification import accuracy_and_loss, confusion_matrix
 
 FEATURES = ("logmel", "mfcc")
@@ -172,7 +172,7 @@ class Transcripts:
         return plot_ctc_posteriors(self.features[index], posteriors, self.posterior_labels or [], Path(path), title)
 
 
-class SpeechTask(Task):
+class SpeechTask(TensorPairSplits, Task):
     """What the speech tasks share: the feature front end, splits held as (frames, lengths, targets) on the
     task's device, bucketed batches with SpecAugment, and reading a user's recordings."""
 
@@ -273,12 +273,6 @@ class SpeechTask(Task):
     def has_split(self, name: str) -> bool:
         return name in ("train", "val", "test")
 
-    def num_train_examples(self) -> int:
-        return len(self.split("train")[1])
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        self._splits = {k: tuple(t.to(device) for t in v) for k, v in self._splits.items()}  # type: ignore[misc]
 
     def model_args(self) -> dict[str, Any]:
         return {"in_features": self.frontend.num_features}
