@@ -83,3 +83,15 @@ def test_a_real_experiment_quick_run(capsys: pytest.CaptureFixture[str], tmp_pat
     assert (tmp_path / "vanishing-gradients" / "gradient-norms.png").is_file()
     page = (tmp_path / "vanishing-gradients.md").read_text()
     assert "| tinyshakespeare | init | RNN (tanh) |" in page
+
+
+@pytest.mark.slow
+def test_a_cnn_experiment_quick_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """receptive-field --quick: trains four fully convolutional probes on the two-marks images and writes a page
+    with a computed verdict, the receptive fields from the calculator and the figure."""
+    rc, out, _ = cli(capsys, "lab", "run", "receptive-field", "--quick", "--out", str(tmp_path))
+    assert rc == 0 and "(4 cells computed, 0 reused)" in out
+    summary = json.loads((tmp_path / "receptive-field" / "results.json").read_text())
+    assert summary["complete"] and summary["claims"][0]["verdict"]["outcome"] in ("supported", "refuted", "depends")
+    assert [row[1] for row in summary["tables"][0]["rows"]] == ["3", "7", "11", "17"]
+    assert (tmp_path / "receptive-field" / "accuracy-by-distance.png").is_file()

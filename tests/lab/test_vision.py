@@ -209,3 +209,73 @@ def test_simple_cnn_and_mlp_variants_of_the_lab() -> None:
         create_model("mlp", activation="gelu")
     with pytest.raises(UserError, match="head"):
         create_model("simple_cnn", head="flatten2")
+
+
+def activation_records(steps: dict[tuple[str, str], int | None], budget: int = 400) -> list[CellResult]:
+    rows = []
+    for (net, act), reached in steps.items():
+        curve = [{"step": 1, "seconds": 0.0, "train_error": 0.9, "test_error": 0.9},
+                 {"step": reached or budget, "seconds": 1.0, "train_error": 0.1 if reached else 0.5, "test_error": 0.5}]
+        rows.append(({"network": net, "activation": act, "lr": 0.05, "budget": budget}, 0,
+                     {"curve": curve, "steps": reached, "seconds": 1.0 if reached else None,
+                      "gradient_norms": [1.0, 0.5], "test_accuracy": 0.8}))
+    return records(rows)
+
+
+@pytest.mark.parametrize(("relu", "tanh", "outcome"), [
+    (40, 200, "supported"),  # 5x
+    (40, None, "supported"),  # tanh never gets there in 400 steps: at least 10x
+    (100, 80, "refuted"),
+    (40, 60, "depends"),
+    (None, None, "depends"),  # ReLU misses the level: no ratio
+])
+def test_activations_rule(relu: int | None, tanh: int | None, outcome: str) -> None:
+    steps = {(net, act): v for net in ("cnn", "mlp") for act, v in (("relu", relu), ("tanh", tanh), ("sigmoid", None))}
+    (verdict,) = EXPERIMENTS.get("activations").decide(activation_records(steps))
+    assert verdict.outcome == outcome
+
+
+def test_steps_to_reads_the_first_probe_at_the_level() -> None:
+    from archzoo.lab.activations import steps_to
+
+    points = [{"step": 1, "seconds": 0.0, "train_error": 0.9}, {"step": 20, "seconds": 2.0, "train_error": 0.2},
+              {"step": 40, "seconds": 4.0, "train_error": 0.14}, {"step": 60, "seconds": 6.0, "train_error": 0.1}]
+    assert steps_to(points, 0.15) == 40 and steps_to(points, 0.15, "seconds") == 4.0 and steps_to(points, 0.05) is None
+
+
+def depth_records(train_error: dict[str, float]) -> list[CellResult]:
+    return records([({"model": m, "steps": 1, "batch": 1, "probe_every": 1, "probe_images": 1}, 0,
+                     {"curve": [{"step": 1, "seconds": 0.0, "train_error": 0.9, "test_error": 0.9},
+                                {"step": 2, "seconds": 1.0, "train_error": e, "test_error": e + 0.02}],
+                      "test_accuracy": 1 - e, "train_seconds": 1.0}) for m, e in train_error.items()])
+
+
+@pytest.mark.parametrize(("errors", "outcomes"), [
+    ({"plain20": 0.10, "plain56": 0.15, "resnet20": 0.09, "resnet56": 0.08}, ("supported", "supported")),
+    ({"plain20": 0.15, "plain56": 0.10, "resnet20": 0.09, "resnet56": 0.12}, ("refuted", "refuted")),
+    ({"plain20": 0.10, "plain56": 0.105, "resnet20": 0.05, "resnet56": 0.09}, ("depends", "depends")),
+])
+def test_depth_rules_read_the_final_training_error(errors: dict, outcomes: tuple) -> None:
+    verdicts = EXPERIMENTS.get("depth-and-residuals").decide(depth_records(errors))
+    assert tuple(v.outcome for v in verdicts) == outcomes
+
+
+def regularisation_records(accuracy: dict[str, list[float]]) -> list[CellResult]:
+    return records([({"variant": v, "steps": 1}, seed, {"test_accuracy": a, "train_error": 0.1, "test_error": 0.12,
+                                                        "gap": 0.02, "train_seconds": 1.0})
+                    for v, accs in accuracy.items() for seed, a in enumerate(accs)])
+
+
+def test_regularisation_rule_needs_each_removal_to_cost_more_than_the_noise() -> None:
+    from archzoo.lab.regularisation import VARIANTS
+
+    exp = EXPERIMENTS.get("regularisation")
+    all_help = {v: [0.90, 0.902, 0.898] if v == "full" else [0.88, 0.88, 0.88] for v in VARIANTS}
+    assert exp.decide(regularisation_records(all_help))[0].outcome == "supported"
+    none_help = {v: [0.90, 0.902, 0.898] if v == "full" else [0.90, 0.905, 0.90] for v in VARIANTS}
+    assert exp.decide(regularisation_records(none_help))[0].outcome == "refuted"
+    noisy = {v: [0.90, 0.92, 0.88] if v == "full" else [0.89, 0.89, 0.89] for v in VARIANTS}  # 1 point < 2 std
+    assert exp.decide(regularisation_records(noisy))[0].outcome == "refuted"
+    some = dict(all_help, **{"no-dropout": [0.91, 0.91, 0.91]})
+    verdict = exp.decide(regularisation_records(some))[0]
+    assert verdict.outcome == "depends" and "dropout" in verdict.reason

@@ -15,6 +15,7 @@ from archzoo.lab import (  # noqa: F401  (register the experiments)
     long_range,
     params,
     receptive_field,
+    regularisation,
     speed,
     translation,
     weight_sharing,

@@ -182,7 +182,7 @@ class ReceptiveField(Experiment):
                 x, y, _ = two_marks(c["test_size"], [d], torch.Generator().manual_seed(d))
                 accuracy[str(d)] = float((model(x).argmax(1) == y).float().mean())
         return {"field": model.field(), "parameters": count_parameters(model), "accuracy": accuracy,
-                "train_seconds": seconds, "final_loss": float(loss)}
+                "train_seconds": seconds, "final_loss": float(loss.detach())}
 
     # -- analysis ---------------------------------------------------------------------------------
     def _means(self, results: list[CellResult]) -> dict[int, tuple[int, list[float], list[float]]]:

@@ -173,6 +173,7 @@ class TranslationInvariance(Experiment):
                             f"neither CNN keeps {ARCHITECTURE_GAIN * 100:.0f} points more of its accuracy than the "
                             f"MLP at a {PROBE}-pixel shift.")]
         return [Verdict("pooling-gives-invariance", "depends", numbers,
-                        f"at a {PROBE}-pixel shift the global-pooling CNN keeps {cnns[0]:.0%} and the flatten-head "
-                        f"CNN {cnns[1]:.0%} of their accuracy (the MLP {keep[('mlp', 'none')]:.0%}): the invariance "
-                        "depends on the head.")]
+                        f"at a {PROBE}-pixel shift the global-pooling CNN keeps {cnns[0]:.0%} of its "
+                        f"{unshifted[0]:.1%} and the flatten-head CNN {cnns[1]:.0%} of its {unshifted[1]:.1%} (the MLP "
+                        f"{keep[('mlp', 'none')]:.0%}): the invariance depends on the head, and the rule also asks for "
+                        f"{USEFUL:.0%} unshifted accuracy.")]
