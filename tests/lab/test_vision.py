@@ -279,3 +279,33 @@ def test_regularisation_rule_needs_each_removal_to_cost_more_than_the_noise() ->
     some = dict(all_help, **{"no-dropout": [0.91, 0.91, 0.91]})
     verdict = exp.decide(regularisation_records(some))[0]
     assert verdict.outcome == "depends" and "dropout" in verdict.reason
+
+
+def test_coverage_counts_digits_with_two_percent_of_the_samples() -> None:
+    from archzoo.lab.mode_collapse import coverage
+
+    uniform = coverage(torch.arange(1000) % 10)
+    assert uniform["covered"] == 10 and abs(uniform["entropy"] - 2.302585) < 1e-5 and uniform["largest"] == 0.1
+    skewed = coverage(torch.cat([torch.zeros(950, dtype=torch.long), torch.arange(50) % 5 + 1]))
+    assert skewed["covered"] == 1 and skewed["largest"] == 0.95  # digits 1-5 get 1% each: not covered
+    assert coverage(torch.zeros(10, dtype=torch.long))["entropy"] == 0.0
+
+
+def gan_records(covered_by_run: list[list[int]]) -> list[CellResult]:
+    rows = []
+    for k, covered in enumerate(covered_by_run):
+        curve = [{"step": 100 * (i + 1), "covered": c, "entropy": 2.0, "largest": 0.2, "shares": [0.1] * 10}
+                 for i, c in enumerate(covered)]
+        rows.append(({"model": ("gan_mlp", "dcgan")[k % 2], "steps": 100 * len(covered), "every": 100,
+                      "channels": 32}, k // 2, {"judge_accuracy": 0.98, "curve": curve}))
+    return records(rows)
+
+
+@pytest.mark.parametrize(("runs", "outcome"), [
+    ([[10, 3, 2], [10, 10, 10], [5, 4, 2], [10, 10, 10]], "supported"),  # 2 of 4 end collapsed
+    ([[3, 10, 10, 10], [10, 10, 10, 10]], "refuted"),  # collapsed only in the first quarter
+    ([[10, 5, 9, 10], [10, 10, 10, 10], [10, 10, 10, 10], [10, 10, 10, 10]], "depends"),  # comes and goes
+])
+def test_mode_collapse_rule(runs: list, outcome: str) -> None:
+    (verdict,) = EXPERIMENTS.get("mode-collapse").decide(gan_records(runs))
+    assert verdict.outcome == outcome

@@ -14,6 +14,7 @@ from archzoo.lab import (  # noqa: F401  (register the experiments)
     exposure,
     gradients,
     long_range,
+    mode_collapse,
     params,
     receptive_field,
     regularisation,
