@@ -102,3 +102,23 @@ def test_articles_code_rules(printed: float, fixed: float, attention: tuple, out
     accs = dict(zip(TRANSFORMER_VARIANTS, (printed, 0.5, 0.7, fixed), strict=True))
     verdicts = EXPERIMENTS.get("the-articles-code").decide(article_records(accs, attention))
     assert tuple(v.outcome for v in verdicts) == outcomes
+
+
+def length_records(long_bleu: dict[str, float], short: float = 40.0) -> list[CellResult]:
+    buckets = lambda long: [["1-9", short, 406], ["10-14", 35.0, 445], ["15-19", long, 114], ["20-24", 5.0, 31],
+                            ["25+", 0.0, 4]]  # noqa: E731
+    return [CellResult(Cell({"preset": p, "steps": 1}, 0), {"buckets": buckets(b), "bleu": 30.0, "source": "x"}, 1.0)
+            for p, b in long_bleu.items()]
+
+
+@pytest.mark.parametrize(("long_bleu", "outcome"), [
+    ({"multi30k-lstm": 25.0, "multi30k-gru_context": 26.0, "multi30k-attention": 33.0, "multi30k-transformer": 35.0},
+     "supported"),
+    ({"multi30k-lstm": 25.0, "multi30k-gru_context": 33.0, "multi30k-attention": 33.0, "multi30k-transformer": 35.0},
+     "refuted"),
+    ({"multi30k-lstm": 32.0, "multi30k-gru_context": 25.0, "multi30k-attention": 33.0, "multi30k-transformer": 35.0},
+     "depends"),
+])
+def test_attention_and_length_rule_reads_the_longest_bucket_with_100_sentences(long_bleu: dict, outcome: str) -> None:
+    (verdict,) = EXPERIMENTS.get("attention-and-length").decide(length_records(long_bleu))
+    assert verdict.outcome == outcome and verdict.numbers["long bucket"] == "15-19"

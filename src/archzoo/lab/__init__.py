@@ -7,6 +7,7 @@ itself with ``@register_experiment`` (lab/base.py); this package imports them ex
 from archzoo.lab import (  # noqa: F401  (register the experiments)
     activations,
     articles_code,
+    attention_length,
     charlm,
     clipping,
     context,
