@@ -12,11 +12,14 @@ import pytest
 
 from helpers import REPO, cli
 
-EXPERIMENTS = ["bidirectional-and-depth", "exposure-bias", "gradient-clipping", "gru-vs-lstm", "long-range",
-               "parallelism", "parameters-vs-length", "transformer-vs-rnn-time-to-quality", "vanishing-gradients"]
+EXPERIMENTS = sorted(["bidirectional-and-depth", "exposure-bias", "gradient-clipping", "gru-vs-lstm", "long-range",
+                      "parallelism", "parameters-vs-length", "transformer-vs-rnn-time-to-quality",
+                      "vanishing-gradients", "activations", "attention-and-length", "depth-and-residuals",
+                      "mode-collapse", "receptive-field", "regularisation", "the-articles-code",
+                      "translation-invariance", "weight-sharing"])
 
 
-def test_list_shows_the_nine_experiments(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_shows_every_experiment(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = cli(capsys, "lab", "list")
     assert rc == 0 and [line.split("\t")[0] for line in out.splitlines()] == EXPERIMENTS
     assert "long-range\tHow far back can each architecture remember?" in out and "(3 claims, 3 seeds" in out
