@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export ARCHZOO_DATA=${ARCHZOO_DATA:-../shared/data}
 for name in mnist-simple_cnn mnist-lenet5 mnist-mlp mnist-time-to-99 mnist-throughput \
             shakespeare-lstm shakespeare-gru shakespeare-rnn names-lstm names-gru lstm-throughput \
-            gpt-nanogpt-cpu shakespeare-gpt matmul-peak gpt-mfu gpt-generation gpt-throughput; do
+            gpt-nanogpt-cpu shakespeare-gpt matmul-peak gpt-mfu gpt-generation lstm-generation gpt-throughput; do
   .venv/bin/archzoo bench "$name" --json "benchmarks/results/$name.json"
 done
 for name in etth1-h96 etth1-horizons airline-1960 sunspots-1937; do   # forecasting: about 35 minutes

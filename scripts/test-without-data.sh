@@ -11,4 +11,4 @@ mkdir "$tmp/archzoo"
 tar --exclude=./.venv --exclude=./runs --exclude=./.git -cf - . | tar -xf - -C "$tmp/archzoo"
 cd "$tmp/archzoo"
 test ! -e ../shared/data
-env -u ARCHZOO_DATA "$repo/.venv/bin/python" -m pytest -q -m "not slow" -p no:cacheprovider "$@"
+env -u ARCHZOO_DATA "$repo/.venv/bin/python" -m pytest -q -m "not slow" -n "${ARCHZOO_TEST_WORKERS:-2}" --dist loadfile -p no:cacheprovider "$@"

@@ -38,3 +38,6 @@ def fake_experiment() -> Iterator:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # scripts/test.sh runs one pytest worker per core: a worker's torch needs one thread, not all cores
+    torch.set_num_threads(1)

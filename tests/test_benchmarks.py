@@ -11,7 +11,8 @@ import pytest
 
 from archzoo.benchmarks import BENCHMARKS, run_benchmark
 from archzoo.benchmarks.base import alternate
-from archzoo.benchmarks.gpt import gpt_generation, gpt_throughput
+from archzoo.benchmarks.generation import gpt_generation, lstm_generation, weight_bytes_per_token
+from archzoo.benchmarks.gpt import gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
 from archzoo.benchmarks.mnist import throughput
 from archzoo.benchmarks.sentence import cross_validate
@@ -34,6 +35,7 @@ def test_every_issue_benchmark_is_registered() -> None:
         "fashion-simple_cnn", "fashion-resnet20", "fashion-resnet18", "mnist-resnet20", "fashion-degradation",
         "cifar10-resnet20", "cnn-throughput",
         "matmul-peak", "gpt-nanogpt-cpu", "shakespeare-gpt", "gpt-mfu", "gpt-generation", "gpt-throughput",
+        "lstm-generation",
         "mr-textcnn", "mr-bilstm", "mr-bigru", "mr-bert", "mr-nbsvm",
         "etth1-h96", "etth1-horizons", "airline-1960", "sunspots-1937",
         "multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer", "inference-speed", "compile-speed",
@@ -55,8 +57,24 @@ def test_throughput_benchmarks_run(tmp_path: Path) -> None:
 def test_gpt_benchmarks_run(tmp_path: Path) -> None:
     result = gpt_throughput(tmp_path, steps=1, warmup=1, rounds=1)
     assert result["value"] > 0 and len(result["torch_nn_tokens_per_s"]) == 1
-    result = gpt_generation(tmp_path, new_tokens=4, rounds=1)
-    assert result["value"] > 0 and len(result["kv_cache_tokens_per_s"]) == 1 and result["kv_cache_tokens_per_s"][0] > 0
+
+
+def test_generation_benchmarks_run_and_agree_token_for_token(tmp_path: Path) -> None:
+    for bench in (gpt_generation, lstm_generation):
+        result = bench(tmp_path, new_tokens=4, rounds=1)
+        assert result["identical_tokens"] and result["value"] > 0 and len(result["decoder_tokens_per_s"]) == 1
+        assert result["bandwidth_bound_tokens_per_s_dram"] > 0 and result["copy_gb_per_s_256mb"] > 0
+        assert result["matmuls_alone_tokens_per_s"] > 0
+
+
+def test_weight_bytes_count_a_tied_readout_once_and_skip_embedding_rows() -> None:
+    from archzoo.models import create_model
+
+    tied = create_model("gpt", vocab_size=10, context=8, d_model=8, num_layers=1, num_heads=2, tie_weights=True)
+    untied = create_model("gpt", vocab_size=10, context=8, d_model=8, num_layers=1, num_heads=2)
+    blocks = sum(p.numel() for n, p in untied.named_parameters() if n.startswith(("layers", "norm"))) * 4
+    assert weight_bytes_per_token(tied) == blocks + 10 * 8 * 4
+    assert weight_bytes_per_token(untied) == blocks + 10 * 8 * 4  # its own readout; embeddings read by the row
 
 
 @needs_mr

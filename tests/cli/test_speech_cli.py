@@ -71,6 +71,34 @@ def test_the_python_api_transcribes_too(runs: dict[str, Path]) -> None:
     assert len(ctc.lines()) == 2 and set(ctc.texts[0]) <= set("0123456789")
 
 
+def test_greedy_decoding_posteriors_and_their_plot(runs: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    import archzoo
+    from archzoo.errors import UserError
+    from archzoo.tasks.ctc import greedy_decode
+
+    wav = RECORDINGS / "7_jackson_2.wav"
+    ctc = archzoo.load(runs["ctc"], device="cpu")
+    greedy = ctc.transcribe(wav, top=3, beam=1, posteriors=True)
+    (post,) = greedy.frame_posteriors
+    assert torch.allclose(post.sum(1), torch.ones(len(post)), atol=1e-5)
+    assert greedy.posterior_labels == ["blank", *[str(d) for d in range(10)]]
+    best = greedy_decode(post.log()[None], torch.tensor([len(post)]))[0]
+    assert len(greedy.alternatives[0]) == 1 and greedy.texts[0] == "".join(str(c - 1) for c in best)
+    assert 0 < greedy.alternatives[0][0][1] <= 1  # p(labels | audio), summed over the alignments
+    assert greedy.features[0].shape[1] == 40 and greedy.plot(tmp_path / "ctc.png", 0, "x").stat().st_size > 1000
+    beam = ctc.transcribe(wav, top=2, beam=4)
+    assert beam.frame_posteriors is None and len(beam.alternatives[0]) == 2
+    cnn = archzoo.load(runs["cnn"], device="cpu").transcribe(wav, posteriors=True)
+    assert cnn.frame_posteriors is None and cnn.plot(tmp_path / "cnn.png").stat().st_size > 1000
+    with pytest.raises(UserError, match="takes no beam"):
+        archzoo.load(runs["cnn"], device="cpu").transcribe(wav, beam=2)
+    rc, out, _ = cli(capsys, "transcribe", str(runs["ctc"]), str(wav), "--beam", "1")
+    assert rc == 0 and out.split("\t")[1] == (greedy.texts[0] or "(nothing)")
+
+
 @pytest.mark.parametrize(("make", "needle"), [
     (lambda p: p.write_bytes(b"RIFF\x00\x00garbage"), "not readable audio"),
     (lambda p: sf.write(p, np.zeros(0, np.float32), 8000), "no samples"),

@@ -181,3 +181,22 @@ def test_models_refuse_wrong_shapes_in_one_line() -> None:
         with pytest.raises(UserError) as excinfo:
             call()
         assert "\n" not in str(excinfo.value)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), size=st.integers(2, 40), count=st.integers(1, 12),
+       beta=st.floats(0.01, 8.0))
+def test_the_modern_update_never_raises_its_energy(seed: int, size: int, count: int, beta: float) -> None:
+    """Ramsauer et al.'s Theorem 1: each update ξ ← X softmax(β Xᵀ ξ) lowers E or leaves it (any patterns,
+    any real start), and E is bounded below by 0 (their Lemma A1 with the constant terms)."""
+    from archzoo.layers.hopfield import modern_hopfield_energy, modern_hopfield_update_reference
+
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(count, size, generator=g, dtype=torch.float64)
+    state = 3 * torch.randn(4, size, generator=g, dtype=torch.float64)
+    energy = modern_hopfield_energy(state, patterns, beta)
+    for _ in range(5):
+        state = modern_hopfield_update_reference(state, patterns, beta)
+        new = modern_hopfield_energy(state, patterns, beta)
+        assert (new <= energy + 1e-9).all() and (new >= -1e-9).all()
+        energy = new

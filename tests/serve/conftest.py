@@ -15,8 +15,8 @@ SERVED = list(tiny_runs.RUNS)  # one or two per tab; those whose data is not sta
 
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny runs for every tab: digits, text and images on built-in data; translate, sentiment and forecast
-    when their data is staged."""
+    """Tiny runs for every tab: digits, text, images and Hopfield on built-in data; translate, sentiment,
+    forecast and speech when their data is staged."""
     import torch
 
     root = tmp_path_factory.mktemp("serve-runs")
@@ -33,7 +33,7 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def served(runs_root: Path) -> Iterator[Served]:
-    with serving(runs_root, tiny_runs.data_dir()) as site:
+    with serving(runs_root, tiny_runs.data_dir(), lab=tiny_runs.LAB) as site:
         yield site
 
 
@@ -47,5 +47,5 @@ def page_served(request: pytest.FixtureRequest) -> Iterator[Served]:
     if not folder:
         yield request.getfixturevalue("served")
         return
-    with serving(Path(folder), tiny_runs.data_dir()) as site:
+    with serving(Path(folder), tiny_runs.data_dir(), lab=tiny_runs.LAB) as site:
         yield site

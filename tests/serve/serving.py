@@ -54,12 +54,14 @@ def start(app: Any) -> tuple[Any, threading.Thread, int]:
 
 
 @contextlib.contextmanager
-def serving(root: Path, data_dir: Path | None = None, workers: int = 2, queue: int = 4) -> Iterator[Served]:
-    """``archzoo serve``'s application over the runs under ``root``, served on loopback while in the block."""
+def serving(root: Path, data_dir: Path | None = None, workers: int = 2, queue: int = 4,
+            lab: Path | None = None) -> Iterator[Served]:
+    """``archzoo serve``'s application over the runs under ``root`` (and the lab report ``lab``), served on
+    loopback while in the block."""
     from archzoo.serve.app import LOCAL_HOSTS, create_app
     from archzoo.serve.catalog import Catalog
 
-    app = create_app(Catalog(root, "cpu", data_dir), workers=workers, queue=queue, hosts=LOCAL_HOSTS)
+    app = create_app(Catalog(root, "cpu", data_dir), workers=workers, queue=queue, hosts=LOCAL_HOSTS, lab=lab)
     server, thread, port = start(app)
     try:
         yield Served(f"http://127.0.0.1:{port}", app)

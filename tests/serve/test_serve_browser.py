@@ -1,6 +1,7 @@
 """The playground in a real browser: Debian's chromium driven by Playwright (never a downloaded browser).
-Upload a real MNIST test digit and read the label; stream text; translate with a heatmap; see a bad
-input's message; visit every tab. With ARCHZOO_SCREENSHOTS=DIR each tab's screenshot is saved there, and
+Upload a real MNIST test digit and read the label; stream text; translate with a heatmap; transcribe a
+real spoken-digit recording; recall a corrupted stored image; open a lab page; see a bad input's message;
+visit every tab. With ARCHZOO_SCREENSHOTS=DIR each tab's screenshot is saved there, and
 with ARCHZOO_SERVE_RUNS=FOLDER the page serves that folder's runs instead of tiny ones (the README's
 pictures: ``ARCHZOO_SERVE_RUNS=runs ARCHZOO_SCREENSHOTS=docs/serve pytest tests/serve -k browser``).
 
@@ -21,6 +22,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'archzoo[serve]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'")
 
+import tiny_runs  # noqa: E402
 from serving import Served, serving  # noqa: E402
 from tiny_runs import DIGIT_LABEL, digit_png  # noqa: E402
 
@@ -230,3 +232,61 @@ def test_forecast_tab_plots_a_window_and_an_uploaded_csv(page: Any, page_served:
     page.set_input_files("#forecast-file", str(csv))
     page.click("#forecast-go")
     sync_api.expect(page.locator("#forecast-table")).to_contain_text("+12\t", use_inner_text=False)  # 12 steps after the CSV
+
+
+def test_speech_transcribes_an_uploaded_recording(page: Any, page_served: Served, tmp_path: Path) -> None:
+    import archzoo
+
+    runs = needs(page_served, "speech")
+    if tiny_runs.data_dir() is None or not tiny_runs.speech_wav().is_file():
+        pytest.skip("../shared/data/spoken-digits not staged: no recording to upload")
+    page.click("button[data-tab=speech]")
+    page.set_input_files("#speech-file", str(tiny_runs.speech_wav()))  # a real test recording: "seven"
+    shown = page.locator("#speech-results [data-testid=transcript]")
+    sync_api.expect(shown).to_have_count(len(runs))
+    root = page_served.app.state.server.catalog.root
+    for run in runs:  # what the CLI (archzoo transcribe) reads in the same file
+        expected = archzoo.load(root / run["id"], device="cpu").transcribe(tiny_runs.speech_wav()).texts[0]
+        card = page.locator(f"#speech-results article[data-run='{run['id']}']")
+        assert card.locator("[data-testid=transcript]").inner_text() == (expected or "(nothing)")
+        if run["task"] == "connected_digits":
+            assert drawn(page, f"#speech-results article[data-run='{run['id']}'] img.posteriors")
+    if any(r["task"] == "spoken_digits" for r in runs):
+        assert drawn(page, "#speech-features img")
+    shoot(page, "speech")
+    notes = tmp_path / "notes.wav"
+    notes.write_text("seven\n")
+    page.set_input_files("#speech-file", str(notes))
+    sync_api.expect(page.locator("#tab-speech .error")).to_contain_text("notes.wav is not readable audio (")
+
+
+def test_hopfield_recalls_a_corrupted_stored_image(page: Any, page_served: Served) -> None:
+    runs = needs(page_served, "hopfield")
+    page.click("button[data-tab=hopfield]")
+    page.wait_for_selector("#hopfield-patterns button[data-pattern='1']")
+    page.locator("#hopfield-corrupt").fill("0.2")
+    sync_api.expect(page.locator("#hopfield-corrupt-value")).to_have_text("20%")
+    page.click("#hopfield-patterns button[data-pattern='1']")  # picking an image recalls it
+    outcomes = page.locator("#hopfield-results [data-testid=outcome]")
+    sync_api.expect(outcomes).to_have_count(len(runs))
+    for k in range(len(runs)):
+        recall = page.locator("#hopfield-results article.recall").nth(k)
+        assert outcomes.nth(k).inner_text().startswith("recalled stored image 1 exactly")
+        frames = recall.locator(".film img")
+        assert frames.count() >= 4  # stored, cue, at least one step, recalled
+        assert frames.last.get_attribute("src") == frames.first.get_attribute("src")  # recalled = stored, pixel for pixel
+        assert frames.nth(1).get_attribute("src") != frames.first.get_attribute("src")  # the cue was corrupted
+        assert recall.locator("svg.energy circle").count() == frames.count() - 2  # an energy per state from the cue on
+    shoot(page, "hopfield")
+
+
+def test_lab_shows_the_index_and_a_page_with_its_verdict_and_figure(page: Any) -> None:
+    page.click("button[data-tab=lab]")
+    sync_api.expect(page.locator("#lab-page h1")).to_have_text("archzoo claims lab")
+    sync_api.expect(page.locator("#lab-page strong.verdict-refuted").first).to_be_visible()
+    page.locator("#lab-page a[data-lab-page='gru-vs-lstm']").first.click()
+    sync_api.expect(page.locator("#lab-page h1")).to_contain_text("Is the GRU a cheaper LSTM")
+    sync_api.expect(page.locator("#lab-page [data-testid=verdict]")).to_have_text(["Verdict: depends.", "Verdict: refuted."])
+    assert drawn(page, "#lab-page img")
+    assert page.url.endswith("#lab/gru-vs-lstm")
+    shoot(page, "lab")

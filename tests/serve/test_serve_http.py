@@ -209,6 +209,8 @@ def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: P
         taken.close()
     rc, _, err = cli(capsys, "serve", "--host", "no-such-host.invalid", "--runs", str(tmp_path))
     assert rc != 0 and "no such address on this machine" in err
+    rc, _, err = cli(capsys, "serve", "--runs", str(tmp_path), "--lab", str(tmp_path / "nolab"))
+    assert rc != 0 and f"--lab {tmp_path / 'nolab'} is not a folder; give an `archzoo lab` output folder" in err
 
 
 def test_without_the_serve_extra_the_command_says_how_to_get_it(capsys: pytest.CaptureFixture[str],
@@ -220,3 +222,171 @@ def test_without_the_serve_extra_the_command_says_how_to_get_it(capsys: pytest.C
     rc, _, err = cli(capsys, "serve")
     assert rc != 0 and err.strip().endswith("archzoo serve needs the serve extra (fastapi missing): pip install "
                                             "'archzoo[serve]'")
+
+
+# -- speech, hopfield, lab ---------------------------------------------------------------------------
+needs_speech = pytest.mark.skipif(not tiny_runs.available("speech-cnn"), reason="../shared/data/spoken-digits not staged")
+
+
+def wav_bytes(samples: object, rate: int = 8000) -> bytes:
+    import soundfile as sf
+
+    out = io.BytesIO()
+    sf.write(out, samples, rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+@needs_speech
+def test_speech_transcribes_a_real_recording_as_the_cli_does(served: Served, runs_root: Path) -> None:
+    import archzoo
+
+    wav = tiny_runs.speech_wav()
+    status, body = post_form(served, "/api/speech", {"runs": "speech-cnn,speech-ctc"}, {"audio": (wav.name, wav.read_bytes())})
+    assert status == 200, body
+    cnn, ctc = body["results"]
+    expected = archzoo.load(runs_root / "speech-cnn", device="cpu").transcribe(wav, top=10)
+    assert cnn["kind"] == "isolated" and cnn["text"] == expected.texts[0]
+    assert [(r["text"], r["p"]) for r in cnn["readings"]] == [(t, pytest.approx(p, abs=1e-5))
+                                                              for t, p in expected.alternatives[0]]
+    assert [p["class"] for p in cnn["probs"]] == [str(d) for d in range(10)] and abs(sum(p["p"] for p in cnn["probs"]) - 1) < 1e-4
+    assert body["features"].startswith("data:image/png;base64,")
+    beams = archzoo.load(runs_root / "speech-ctc", device="cpu").transcribe(wav, top=5)
+    assert ctc["kind"] == "connected" and ctc["text"] == beams.texts[0] and ctc["decoding"] == "prefix beam search, width 2"
+    assert [r["text"] for r in ctc["readings"]] == [t for t, _ in beams.alternatives[0]]
+    assert ctc["plot"].startswith("data:image/png;base64,")
+    status, body = post_form(served, "/api/speech", {"runs": "speech-ctc", "beam": "1"}, {"audio": (wav.name, wav.read_bytes())})
+    greedy = archzoo.load(runs_root / "speech-ctc", device="cpu").transcribe(wav, beam=1)
+    assert status == 200 and body["results"][0]["decoding"] == "greedy (best path)"
+    assert body["results"][0]["text"] == greedy.texts[0] and len(body["results"][0]["readings"]) == 1
+
+
+@needs_speech
+@pytest.mark.parametrize(("name", "data", "needle"), [
+    ("notes.wav", b"RIFF\x00\x00garbage", "notes.wav is not readable audio ("),
+    ("empty.wav", b"", "the WAV file is empty; choose a file"),
+    ("huge.wav", b"\x00" * ((4 << 20) + 1), "the WAV file is 4.0 MiB, more than 4 MiB; choose a smaller file"),
+    ("long.wav", "25 s", "long.wav is 25.0 s long, more than the page's 20 s; cut it into shorter recordings"),
+    ("low.wav", "500 Hz", "low.wav has a sample rate of 500 Hz; give a recording at 1,000-384,000 Hz"),
+    ("../../etc/passwd.wav", b"not audio", "passwd.wav is not readable audio"),
+])
+def test_bad_recordings_are_refused_in_one_line(served: Served, name: str, data: object, needle: str) -> None:
+    import numpy as np
+
+    if data == "25 s":
+        data = wav_bytes(np.full(25 * 8000, 0.1, np.float32))
+    elif data == "500 Hz":
+        data = wav_bytes(np.full(1000, 0.1, np.float32), 500)
+    status, body = post_form(served, "/api/speech", {"runs": "speech-cnn"}, {"audio": (name, data)})
+    assert status == 400 and needle in body["error"], body
+    assert "\n" not in body["error"] and "archzoo-serve-" not in body["error"] and "/etc" not in body["error"]
+
+
+@needs_speech
+def test_a_run_bound_shows_on_its_card_naming_the_upload(served: Served) -> None:
+    import numpy as np
+
+    six_seconds = wav_bytes(np.sin(np.arange(6 * 8000) / 5).astype(np.float32) * 0.3)
+    status, body = post_form(served, "/api/speech", {"runs": "speech-cnn,speech-ctc"}, {"audio": ("six.wav", six_seconds)})
+    assert status == 200
+    cnn, ctc = body["results"]
+    assert cnn["error"].startswith("six.wav is 6.0 s long; this model takes at most 5 s of audio")  # isolated: 5 s
+    assert "text" in ctc  # connected digits take 20 s
+    silent = wav_bytes(np.zeros(8000, np.float32))
+    status, body = post_form(served, "/api/speech", {"runs": "speech-cnn"}, {"audio": ("quiet.wav", silent)})
+    assert status == 200 and body["results"][0]["error"].startswith("quiet.wav is silent")
+    status, body = post_form(served, "/api/speech", {"runs": "speech-ctc", "beam": "11"}, {"audio": ("x.wav", silent)})
+    assert status == 400 and "beam = 11 is more than 10" in body["error"]
+    status, body = post_form(served, "/api/speech", {"runs": "digits-cnn"}, {"audio": ("x.wav", six_seconds)})
+    assert status == 200 and "choose one of the speech tab's runs" in body["results"][0]["error"]
+
+
+def png_pixels(url: str) -> list[int]:
+    import base64
+
+    import numpy as np
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))).ravel().tolist()
+
+
+def test_hopfield_recalls_a_corrupted_pattern_step_by_step(served: Served) -> None:
+    status, details = served.json("/api/runs/hopfield-classic")
+    assert status == 200 and details["stored"] == 2 and len(details["patterns"]) == 2
+    status, body = served.json("/api/hopfield", {"runs": ["hopfield-classic", "hopfield-modern"], "pattern": 1,
+                                                 "corrupt": 0.2, "seed": 5})
+    assert status == 200, body
+    for r in body["results"]:
+        assert r["cue_bits"] == round(0.2 * 784) and r["bits"] == 784
+        assert r["recovered"] and r["bits_wrong"] == 0 and r["nearest"] == 1
+        assert png_pixels(r["recalled"]) == png_pixels(r["stored"]) == png_pixels(details["patterns"][1])
+        assert png_pixels(r["cue"]) != png_pixels(r["stored"])
+        assert len(r["energies"]) == len(r["steps"]) + 1 >= 2
+        assert all(b <= a + 1e-3 for a, b in zip(r["energies"], r["energies"][1:], strict=False))  # energy never rises
+    classic, modern = body["results"]
+    assert classic["model_kind"] == "HopfieldNetwork" and modern["model_kind"] == "ModernHopfield"
+    assert png_pixels(classic["cue"]) == png_pixels(modern["cue"])  # the same corruption for both
+    status, body = served.json("/api/hopfield", {"runs": ["hopfield-classic"], "pattern": 0, "occlude": True})
+    cue = png_pixels(body["results"][0]["cue"])
+    assert status == 200 and set(cue[14 * 28:]) == {0}  # the lower half erased to background
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ({"runs": ["hopfield-classic"], "pattern": 0, "corrupt": 1.5}, "corrupt is the fraction of pixels to flip, in [0, 1]"),
+    ({"runs": ["hopfield-classic"], "corrupt": 0.2}, "choose a stored image"),
+    ({"runs": ["hopfield-classic"], "pattern": "x"}, "pattern must be an integer, got 'x'"),
+    ({"runs": ["hopfield-classic"], "pattern": 0, "seed": -1}, "the seed must be an integer"),
+    ({"runs": ["hopfield-classic"], "pattern": 0, "occlude": "yes"}, "occlude must be true or false"),
+    ({"runs": "hopfield-classic", "pattern": 0}, "choose at least one run"),
+])
+def test_bad_hopfield_requests_are_one_line_400(served: Served, body: dict, needle: str) -> None:
+    status, answer = served.json("/api/hopfield", body)
+    assert status == 400 and needle in answer["error"], answer
+
+
+def test_a_pattern_a_run_does_not_store_shows_on_its_card(served: Served) -> None:
+    status, body = served.json("/api/hopfield", {"runs": ["hopfield-classic", "hopfield-modern", "digits-cnn"],
+                                                 "pattern": 7, "corrupt": 0.1})
+    assert status == 200
+    classic, modern, digits = body["results"]
+    assert classic["error"] == "pattern must be the number of a stored image, 0 to 1; got 7"
+    assert modern["recovered"] and "choose one of the hopfield tab's runs" in digits["error"]
+
+
+def test_lab_pages_with_verdicts_and_figures(served: Served) -> None:
+    status, body = served.json("/api/lab")
+    ids = [p["id"] for p in body["pages"]]
+    assert status == 200 and ids[0] == "index" and "gru-vs-lstm" in ids and body["hint"] is None
+    status, index = served.json("/api/lab/index")
+    assert status == 200 and index["title"] == "archzoo claims lab"
+    assert '<a href="#lab/gru-vs-lstm" data-lab-page="gru-vs-lstm">gru-vs-lstm</a>' in index["html"]
+    assert "<strong>refuted</strong>" in index["html"]
+    status, page = served.json("/api/lab/gru-vs-lstm")
+    assert status == 200 and "<strong>Verdict: refuted.</strong>" in page["html"] and page["figures"] == 1
+    assert page["html"].count('src="data:image/png;base64,') == 1 and page["missing"] == []
+    assert 'title="gru-vs-lstm/results.json in the lab folder' in page["html"]
+    assert 'href="gru-vs-lstm/results.json"' not in page["html"]
+    for bad in ("nothing", "..%2F..%2Fetc%2Fpasswd", "index.md", "gru-vs-lstm%2Fresults.json"):
+        status, raw, _ = served.request(f"/api/lab/{bad}")
+        error = json.loads(raw)["error"]
+        assert status in (400, 404) and "\n" not in error and "root:" not in error
+
+
+def test_lab_pages_never_run_html_nor_read_outside_their_folder(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    (lab / "exp").mkdir(parents=True)
+    Image.new("L", (4, 4)).save(lab / "exp" / "fig.png")
+    Image.new("L", (4, 4)).save(tmp_path / "secret.png")
+    (lab / "index.md").write_text("# The index\n\n[exp](exp.md) <script>alert(1)</script> [x](javascript:alert(1))\n")
+    (lab / "exp.md").write_text("# Exp\n\n**Verdict: supported.**\n\n![fig](exp/fig.png) ![no](../secret.png) "
+                                "![abs](/etc/hosts) [site](https://example.org)\n")
+    (lab / "not a page!.md").write_text("# skipped: no id for it\n")
+    with serving(tmp_path, lab=lab) as site:
+        status, body = site.json("/api/lab")
+        assert [p["id"] for p in body["pages"]] == ["index", "exp"] and body["pages"][1]["title"] == "Exp"
+        status, index = site.json("/api/lab/index")
+        assert "<script>" not in index["html"] and "&lt;script&gt;" in index["html"] and 'href="javascript' not in index["html"]
+        status, page = site.json("/api/lab/exp")
+        assert page["figures"] == 1 and page["missing"] == ["../secret.png", "/etc/hosts"]
+        assert 'href="https://example.org" target="_blank" rel="noopener noreferrer"' in page["html"]
+    with serving(tmp_path) as none:
+        status, body = none.json("/api/lab")
+        assert status == 200 and body["pages"] == [] and "start the server with --lab" in body["hint"]

@@ -1,6 +1,7 @@
 """Tiny runs for the playground's tests, screenshots and load test: one per tab, each trained for a few
 steps on real data (the built-in MNIST subset and Tiny Shakespeare; the staged Multi30K, MR and airline
-data when ``ARCHZOO_DATA`` or ../shared/data has them). Seconds each on one CPU thread.
+data, and the spoken-digits recordings, when ``ARCHZOO_DATA`` or ../shared/data has them). Seconds each on
+one CPU thread.
 
 ``python tests/serve/tiny_runs.py RUNS_DIR [TAB ...]`` trains them into RUNS_DIR (for a manual look).
 """
@@ -51,7 +52,18 @@ RUNS: dict[str, tuple[str, list[str], str | None]] = {
                                          "train.batch_size=50", "train.eval_batch_size=500", "train.max_steps=10"],
                           "rt-polarity"),
     "forecast-linear": ("airline-linear", ["train.max_steps=20", "train.epochs=20"], "airline-passengers"),
+    "speech-cnn": ("spoken-digits-cnn", ["model.args.channels=[8, 16]", "model.args.time_strides=[2, 2]",
+                                         "train.batch_size=32", "train.max_steps=20", "train.epochs=1",
+                                         "train.eval_batch_size=300", "train.precision='fp32'"], "spoken-digits"),
+    "speech-ctc": ("connected-digits-bilstm", ["model.args.hidden_size=16", "model.args.num_layers=1",
+                                               "data.val_utterances=8", "data.test_utterances=8",
+                                               "data.train_utterances=32", "data.beam_size=2", "train.batch_size=16",
+                                               "train.max_steps=2", "train.precision='fp32'"], "spoken-digits"),
+    "hopfield-classic": ("hopfield-mnist", ["data.trials=1"], None),
+    "hopfield-modern": ("hopfield-mnist-modern", ["data.num_patterns=20", "data.trials=1"], None),
 }
+LAB = Path(__file__).resolve().parents[2] / "docs" / "lab"  # the committed lab report
+SPEECH_WAV = "7_jackson_2.wav"  # a test recording (index 0-4) of the spoken-digits data
 
 
 DIGIT_LABEL = 7  # the first test digit of the built-in MNIST subset
@@ -68,6 +80,11 @@ def digit_png() -> bytes:
     out = io.BytesIO()
     Image.fromarray(split.images[0, 0].numpy()).save(out, format="PNG")
     return out.getvalue()
+
+
+def speech_wav() -> Path:
+    """A real test recording of the staged spoken-digits data (a 7)."""
+    return data_dir() / "spoken-digits" / "recordings" / SPEECH_WAV
 
 
 def data_dir() -> Path | None:

@@ -64,3 +64,25 @@ def test_mistakes_are_one_line_errors() -> None:
     cfg = resolve_config(None, ["task='associative_memory'", "model.name='simple_cnn'"])
     with pytest.raises(UserError, match="simple_cnn"):  # it takes no Hopfield sizes
         Trainer(cfg, Path("/nonexistent-never-written"), progress=False, verbose=False)
+
+
+@pytest.mark.parametrize("name", ["hopfield", "modern_hopfield"])
+def test_one_pattern_recalled_step_by_step_with_falling_energy(name: str) -> None:
+    """``sample(pattern=i)``'s recall: the cue is the stored image with exactly the asked fraction flipped,
+    the last state's sign is the recall, energy never rises along the way, and a lightly corrupted digit
+    comes back exactly (2 stored digits)."""
+    from archzoo.models import create_model
+
+    task = AssociativeMemory(AssociativeMemoryConfig(num_patterns=2))
+    model = create_model(name, num_patterns=2)
+    task.init_model(model)
+    r = task.sample(model, corrupt=0.1, seed=3, pattern=1).recall()
+    assert r.indices == [1] and torch.equal(r.stored, task.patterns()[1:2])
+    assert int((r.cues != r.stored).sum()) == round(0.1 * 784)
+    assert len(r.energies) == len(r.states) + 1 and (r.energies[1:] <= r.energies[:-1] + 1e-3).all()
+    assert torch.equal(r.recalled, torch.sign(r.states[-1])) and torch.equal(r.recalled, r.stored)
+    assert r.bit_errors.tolist() == [0.0] and r.nearest.tolist() == [1]
+    occluded = task.sample(model, occlude=True, pattern=0).recall()
+    assert (occluded.cues.view(28, 28)[14:] == -1).all()
+    with pytest.raises(UserError, match="pattern must be the number of a stored image, 0 to 1; got 2"):
+        task.sample(model, corrupt=0.1, pattern=2)

@@ -1,5 +1,6 @@
 """The shared sampler (tasks/sampling.py): filtering, determinism, stop tokens, and that
-state-carrying generation equals recomputing the whole sequence."""
+state-carrying generation equals recomputing the whole sequence, and the models' fast
+incremental decoders sample the same tokens as the state contract."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pytest
 import torch
 
 from archzoo.errors import UserError
+from archzoo.layers.impl import use_impl
 from archzoo.models import create_model
-from archzoo.tasks.sampling import filter_logits, generate
+from archzoo.tasks.sampling import filter_logits, generate, start_decoding
 
 
 def test_top_k_keeps_the_k_largest() -> None:
@@ -71,3 +73,61 @@ def test_sampling_is_deterministic_for_a_seed_and_stops_at_the_stop_token() -> N
         hits = (row == 0).nonzero()
         if len(hits):
             assert (row[hits[0, 0]:] == 0).all()
+
+
+SAMPLERS = [{}, {"temperature": 0.7}, {"top_k": 5}, {"top_p": 0.8}, {"temperature": 1.3, "top_k": 7, "top_p": 0.9}]
+DECODING_MODELS = {
+    "gpt-rotary": ("gpt", {"vocab_size": 11, "context": 16, "d_model": 16, "num_layers": 2, "num_heads": 4,
+                           "dropout": 0.0, "positions": "rotary", "tie_weights": True}),
+    "gpt-learned": ("gpt", {"vocab_size": 11, "context": 16, "d_model": 16, "num_layers": 2, "num_heads": 4,
+                            "dropout": 0.0, "positions": "learned", "bias": False}),
+    "lstm_lm": ("lstm_lm", {"vocab_size": 11, "embedding_dim": 6, "hidden_size": 12, "num_layers": 2}),
+    "gru_lm": ("gru_lm", {"vocab_size": 11, "embedding_dim": 6, "hidden_size": 12, "num_layers": 2}),
+    "rnn_lm": ("rnn_lm", {"vocab_size": 11, "embedding_dim": 6, "hidden_size": 12, "num_layers": 2}),
+}
+
+
+def decoding_model(key: str) -> torch.nn.Module:
+    name, args = DECODING_MODELS[key]
+    torch.manual_seed(0)
+    return create_model(name, **args).eval()
+
+
+@pytest.mark.parametrize("key", DECODING_MODELS)
+def test_incremental_decoder_gives_the_logits_of_the_state_contract(key: str) -> None:
+    """The fast decoder against ``model(ids, state)`` on the same tokens, well past GPT's context (its
+    window slides twice): GPT's static cache issues the same kernels, so bitwise; the recurrent
+    models' cell kernels differ from the sequence kernel only by float32 rounding."""
+    model = decoding_model(key)
+    prompt = torch.randint(0, 11, (2, 5))
+    with torch.inference_mode():
+        fast, step_fast = start_decoding(model, prompt)
+        slow, step_slow = start_decoding(model, prompt, use_decoder=False)
+        assert model.incremental_decoder() is not None
+        pairs = [(fast, slow)]
+        for token in torch.randint(0, 11, (40, 2)):
+            pairs.append((step_fast(token), step_slow(token)))
+    for a, b in pairs:
+        if key.startswith("gpt"):
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "plain")
+@pytest.mark.parametrize("key", DECODING_MODELS)
+def test_fast_and_contract_paths_sample_identical_tokens(key: str, sampler: dict) -> None:
+    model = decoding_model(key)
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    for seed in (0, 1, 2):
+        runs = [torch.stack(list(generate(model, prompt, 40, generator=torch.Generator().manual_seed(seed),
+                                          use_decoder=fast, **sampler)), 1) for fast in (True, False)]
+        assert torch.equal(runs[0], runs[1])
+
+
+def test_decoder_steps_aside_for_the_reference_path_and_training() -> None:
+    for key in ("gpt-rotary", "lstm_lm"):
+        model = decoding_model(key)
+        with use_impl("reference"):
+            assert model.incremental_decoder() is None
+        assert model.train().incremental_decoder() is None

@@ -6,6 +6,7 @@ from archzoo.benchmarks import (  # noqa: F401  (register the benchmarks)
     compile,
     forecast,
     gan,
+    generation,
     gpt,
     hopfield,
     inference,

@@ -90,7 +90,10 @@ def trainer_seconds(cfg: Any, run_dir: Path, warmup: int, steps: int) -> float:
         if trainer.step == warmup + steps:
             trainer.stop_reason = "measured"
 
-    Trainer(cfg, run_dir, progress=False, verbose=False, overwrite=True, on_step=mark).fit()
+    result = Trainer(cfg, run_dir, progress=False, verbose=False, overwrite=True, on_step=mark).fit()
+    if len(marks) < 2:
+        raise UserError(f"the timed run stopped ({result.status}) after fewer than {warmup + steps} steps; "
+                        "raise train.max_steps/train.epochs or lift train.time_budget")
     return marks[warmup + steps] - marks[warmup]
 
 

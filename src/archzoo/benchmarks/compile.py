@@ -70,7 +70,8 @@ def family_speed(preset: str, overrides: tuple[str, ...], work_dir: Path, warmup
 
     from archzoo.training.config import resolve_config
 
-    common = ["train.schedule='constant'", "train.log_every_steps=1000", "train.eval_every_steps=100000",
+    # no time budget: a compiled run's first steps (compilation) can outlast a preset's budget
+    common = ["train.schedule='constant'", "train.log_every_steps=1000", "train.eval_every_steps=100000", "train.time_budget=0",
               f"train.max_steps={warmup + steps}", "train.epochs=1000", *overrides]
     configs = {"eager": resolve_config(preset, common), "compiled": resolve_config(preset, [*common, "train.compile=true"])}
     rates: dict[str, list[float]] = {"eager": [], "compiled": []}

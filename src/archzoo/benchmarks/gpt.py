@@ -1,6 +1,6 @@
 """Benchmarks of the Attention & Transformers issue: GPT on tinyshakespeare against nanoGPT's CPU
-run, the 15-minute run, model FLOPs utilisation against this machine's measured matmul peak, KV-cache
-generation speed and training throughput against a model built from nn.TransformerEncoderLayer."""
+run, the 15-minute run, model FLOPs utilisation against this machine's measured matmul peak, and training throughput
+against a model built from nn.TransformerEncoderLayer (generation speed: benchmarks/generation.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from archzoo.benchmarks.lm import bare_lm_rate, train_lm
 from archzoo.layers.masks import causal_mask
 from archzoo.models import create_model
 from archzoo.models.gpt import GPT
-from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config
 from archzoo.training.optim import build_optimizer
 from archzoo.training.trainer import Trainer
@@ -27,16 +26,21 @@ FAST_SECONDS = 32.0  # half of nanoGPT's 64 s
 MAIN_PRESET = "shakespeare-gpt"
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of a square ``size`` matmul in ``dtype`` (best of three timings of ``repeats`` products)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10, device: str | torch.device = "cpu") -> float:
+    """GFLOP/s of a square ``size`` matmul in ``dtype`` on ``device`` (best of three timings of
+    ``repeats`` products; CUDA is synchronised around each timing)."""
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     for _ in range(2):
         a @ b
     best = math.inf
     for _ in range(3):
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 * repeats / best / 1e9
 
@@ -115,38 +119,6 @@ def gpt_mfu(work_dir: Path, warmup: int = 5, steps: int = 20) -> dict[str, Any]:
     return {"value": round(achieved / peak, 4), "model_gflops_per_s": round(achieved, 1),
             "bf16_peak_gflops": round(peak, 1), "tokens_per_s": round(tokens / seconds),
             "precision": cfg.train.precision, "batch_size": cfg.train.batch_size, "context": cfg.data.context}
-
-
-@register_benchmark("gpt-generation", "kv_cache_speedup", 5.0, ">=",
-                    f"tokens/s generating 512 tokens at batch 1 with preset {MAIN_PRESET}'s model: through the shared "
-                    "sampler with the KV cache, divided by full recomputation of the last context window per token "
-                    "(nanoGPT's generate); same weights, fp32, eval mode; median ratio of 5 alternating rounds after "
-                    "a warm-up")
-def gpt_generation(work_dir: Path, new_tokens: int = 512, rounds: int = 5) -> dict[str, Any]:
-    cfg = resolve_config(MAIN_PRESET, [])
-    torch.manual_seed(0)
-    model = create_model("gpt", **cfg.model.args).eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long)
-
-    def cached(tokens: int = new_tokens) -> float:
-        start = time.perf_counter()
-        n = sum(1 for _ in generate(model, prompt, tokens, generator=torch.Generator().manual_seed(0)))
-        return n / (time.perf_counter() - start)
-
-    def recompute(tokens: int = new_tokens) -> float:
-        generator, ids = torch.Generator().manual_seed(0), prompt
-        start = time.perf_counter()
-        with torch.inference_mode():
-            for _ in range(tokens):
-                logits, _ = model(ids[:, -model.context:])
-                token = torch.multinomial(logits[:, -1].softmax(-1), 1, generator=generator)
-                ids = torch.cat([ids, token], dim=1)
-        return tokens / (time.perf_counter() - start)
-
-    cached(32), recompute(32)  # warm-up: allocator, kernels, rotary tables
-    rates = alternate(recompute, cached, rounds)
-    return {"value": rates["value"], "kv_cache_tokens_per_s": rates["archzoo_rates"],
-            "recompute_tokens_per_s": rates["bare_rates"], "new_tokens": new_tokens, "context": model.context}
 
 
 class TorchGPT(nn.Module):

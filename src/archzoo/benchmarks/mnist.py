@@ -37,8 +37,9 @@ for _model, _target in (("simple_cnn", 0.993), ("lenet5", 0.991), ("mlp", 0.983)
 @register_benchmark("mnist-time-to-99", "wall_seconds_to_99", 30.0, "<=",
                     "wall seconds from the start of training until MNIST test accuracy >= 99.0% "
                     "(test accuracy checked every eval_interval steps; the checks' time is counted)")
-def time_to_99(work_dir: Path, eval_interval: int = 50) -> dict[str, Any]:
-    cfg = resolve_config("mnist-fast", [])
+def time_to_99(work_dir: Path, eval_interval: int = 50, device: str = "auto",
+               overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    cfg = resolve_config("mnist-fast", list(overrides))
     trajectory: list[tuple[int, float, float]] = []
 
     def check(trainer: Trainer) -> None:
@@ -48,7 +49,8 @@ def time_to_99(work_dir: Path, eval_interval: int = 50) -> dict[str, Any]:
             if accuracy >= 0.99:
                 trainer.stop_reason = "reached_99"
 
-    trainer = Trainer(cfg, work_dir / "run", progress=False, verbose=False, overwrite=True, on_step=check)
+    trainer = Trainer(cfg, work_dir / "run", device=device, progress=False, verbose=False, overwrite=True,
+                      on_step=check)
     start = time.perf_counter()
     result = trainer.fit()
     reached = [t for t in trajectory if t[2] >= 0.99]

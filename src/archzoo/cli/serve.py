@@ -10,6 +10,7 @@ from pathlib import Path
 from archzoo.cli.common import add_data_dir
 
 DEFAULT_RUNS = Path("runs")
+DEFAULT_LAB = Path("docs/lab")  # the committed lab report, in a checkout of archzoo
 
 
 def bounded_int(low: int, high: int) -> object:
@@ -28,9 +29,12 @@ def bounded_int(low: int, high: int) -> object:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a local web page to use and compare the trained runs",
                        description="Serves every run under --runs on a page at http://127.0.0.1:8000: draw a digit, "
-                       "stream text, translate, sample a GAN, classify a sentence, forecast a series, browse the "
-                       "models. Needs the serve extra: pip install 'archzoo[serve]'.")
+                       "stream text, translate, sample a GAN, classify a sentence, forecast a series, transcribe a WAV, "
+                       "watch a Hopfield network recall, browse the models and the lab report. Needs the serve extra: "
+                       "pip install 'archzoo[serve]'.")
     p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="the folder of run folders (default runs/)")
+    p.add_argument("--lab", type=Path, default=DEFAULT_LAB,
+                   help="the lab report the Lab tab shows: an `archzoo lab` output folder (default docs/lab)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=bounded_int(0, 65535), default=8000, help="default 8000; 0 picks a free port")
     p.add_argument("--workers", type=bounded_int(1, 64), default=4, help="requests computing at once (default 4)")
@@ -49,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
     from archzoo.errors import UserError
 
-    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("fastapi", "uvicorn", "multipart", "markdown_it") if importlib.util.find_spec(m) is None]
     if missing:
         raise UserError(f"archzoo serve needs the serve extra ({', '.join(missing)} missing): pip install 'archzoo[serve]'")
     if args.runs != DEFAULT_RUNS and not args.runs.is_dir():
         raise UserError(f"--runs {args.runs} is not a folder; give the folder that holds your run folders")
+    if args.lab != DEFAULT_LAB and not args.lab.is_dir():
+        raise UserError(f"--lab {args.lab} is not a folder; give an `archzoo lab` output folder (e.g. runs/lab)")
 
     import torch
 
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = Catalog(args.runs, args.device, args.data_dir)
     entries = catalog.entries()
     hosts = None if args.host in ("0.0.0.0", "::", "") else LOCAL_HOSTS | {args.host.strip("[]")}
-    app = create_app(catalog, args.workers, args.queue, hosts)
+    app = create_app(catalog, args.workers, args.queue, hosts, args.lab)
     port = sock.getsockname()[1]
     address = f"[{args.host}]" if ":" in args.host else args.host
     if entries:

@@ -20,7 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "notice); at most the run's data.max_seconds (5 s for isolated digits, 20 s for connected ones)")
     add_run(p)
     p.add_argument("files", nargs="+", type=Path, metavar="FILE.wav")
-    p.add_argument("--top", type=int, default=3, help="how many alternatives to show (default 3)")
+    p.add_argument("--top", type=int, default=3,
+                   help="how many alternatives to show (default 3; a connected-digit run shows at most its beam width)")
+    p.add_argument("--beam", type=int, help="connected digits: prefix beam search width (default the run's "
+                   "data.beam_size); 1 decodes greedily (best path)")
     p.set_defaults(run=run)
 
 
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if "transcribe" not in loaded.verbs:
         raise UserError(f"{args.run_dir} is a {loaded.config.task} run; transcribe needs a spoken_digits or "
                         "connected_digits run")
-    result = loaded.transcribe(args.files, top=args.top)
+    options = {} if args.beam is None else {"beam": args.beam}  # isolated-digit runs take no beam
+    result = loaded.transcribe(args.files, top=args.top, **options)
     print_notes(result, loaded)
     print("\n".join(result.lines()))
     return 0

@@ -106,6 +106,21 @@ def modern_hopfield_update_reference(states: Tensor, patterns: Tensor, beta: flo
     return torch.softmax(beta * states @ patterns.T, dim=-1) @ patterns
 
 
+def modern_hopfield_energy(states: Tensor, patterns: Tensor, beta: float) -> Tensor:
+    """The energy of each state of the modern Hopfield network, which its update never raises.
+
+    Math: E(ξ) = -lse(β, Xᵀξ) + ½ ξᵀξ + β⁻¹ log P + ½ M², with lse(β, z) = β⁻¹ log Σ_μ exp(β z_μ) and
+        M = max_μ ‖x_μ‖; the update ξ ← X softmax(β Xᵀ ξ) is a concave-convex procedure step on E, so
+        E(ξ_{t+1}) <= E(ξ_t) (Theorem 1).
+    Reference: Ramsauer et al. 2020, "Hopfield Networks is All You Need", arXiv:2008.02217, eq. (2).
+    Shapes: states (B, N), patterns (P, N) -> (B,).
+    """
+    count = patterns.shape[0]
+    lse = torch.logsumexp(beta * states @ patterns.T, dim=-1) / beta
+    radius = patterns.norm(dim=1).max()
+    return -lse + 0.5 * (states * states).sum(-1) + torch.log(torch.tensor(float(count))) / beta + 0.5 * radius**2
+
+
 def modern_hopfield_update_fused(states: Tensor, patterns: Tensor, beta: float) -> Tensor:
     """``modern_hopfield_update_reference`` as attention: query ξ, keys = values = the stored patterns, and
     the softmax scale β in place of 1/√d_k (Ramsauer et al. 2020, Sec. 3, "the new update rule is the

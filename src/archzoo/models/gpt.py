@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archzoo.errors import UserError
+from archzoo.layers.activation import activation
 from archzoo.layers.attention import KVBuffer, KVCache
 from archzoo.layers.dropout import Dropout
+from archzoo.layers.impl import ImplSwitch
 from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
-from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, rotary_fused
 from archzoo.layers.transformer import TransformerEncoderLayer
 from archzoo.models.base import BATCH, ExportGraph
 from archzoo.models.registry import register_model
@@ -113,11 +116,89 @@ class GPT(nn.Module):
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (torch.randint(0, self.vocab_size, (batch_size, min(8, self.context))),)
 
+    def incremental_decoder(self) -> StaticCacheDecoder | None:
+        """A token-by-token decoder with a preallocated KV cache computing exactly what ``forward`` with
+        a state computes (same kernels, same order), or None where that fast path does not apply
+        (training mode, or any layer set to the reference path): the sampler then uses ``forward``."""
+        if self.training or any(m.resolved_impl() != "fused" for m in self.modules() if isinstance(m, ImplSwitch)):
+            return None
+        return StaticCacheDecoder(self)
+
     def export_graphs(self) -> list[ExportGraph]:
         """The forward pass: ids (B, T), T <= context -> logits (B, T, V) (no cache: an exported graph
         recomputes the window, as nanoGPT's generate does)."""
         return [ExportGraph(LogitsOnly(self), self.example_inputs(2), ["ids"], ["logits"],
                             {"ids": {0: BATCH, 1: ("time", 1, self.context)}})]
+
+
+class StaticCacheDecoder:
+    """Generation state of a ``GPT`` in eval mode: every layer's keys and values in one buffer of
+    ``context`` positions allocated at the prompt, and a decode step that calls the kernels directly.
+
+    At batch 1, ``forward`` with a state spends part of each step in Python around the kernels (module
+    calls, argument checks, the impl switch, mask building, growing the cache). The step here issues
+    the same ATen calls on the same shapes in the same order, so its logits are bitwise those of
+    ``forward`` (tests/tasks/test_sampling.py checks it), with the Python between them cut to the
+    operations themselves; the rotary rotation of queries and keys is one complex multiplication for
+    both. Sliding past the context recomputes through ``forward``, as it does. (What remains per
+    token is the matrix-vector products, bound by memory bandwidth, and about 150 small kernel calls:
+    benchmarks/README.md, "Performance round 2".)
+    Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
+    """
+
+    def __init__(self, model: GPT):
+        self.model = model
+        first = model.layers[0]
+        self.num_heads, self.head_dim = first.self_attn.num_heads, first.self_attn.head_dim
+        self.rotary = first.self_attn.rotary is not None
+        self.act = activation(first.activation_name, "fused")
+        self.keys = self.values = self.tokens = torch.empty(0)
+        self.length = 0
+
+    def prefill(self, ids: Tensor) -> Tensor:
+        """Read ids (B, P) through ``forward`` and keep their keys and values; logits of the last position."""
+        logits, state = self.model(ids)
+        B, P = ids.shape
+        if self.keys.shape[1:3] != (B, self.num_heads) or self.keys.dtype != state[1][0].dtype:
+            shape = (len(self.model.layers), B, self.num_heads, self.model.context, self.head_dim)
+            self.keys = state[1][0].new_empty(shape)
+            self.values = torch.empty_like(self.keys)
+            self.tokens = ids.new_empty(B, self.model.context)
+        for i, (k, v) in enumerate(state[1:]):
+            self.keys[i, :, :, :P] = k
+            self.values[i, :, :, :P] = v
+        self.tokens[:, :P] = ids
+        self.length = P
+        return logits[:, -1]
+
+    def step(self, token: Tensor) -> Tensor:
+        """Logits (B, V) after one more token per row (B,)."""
+        model, pos = self.model, self.length
+        if pos == model.context:  # slide as ``forward`` does: recompute the last context / 2 tokens
+            keep = min(model.context - 1, model.context // 2)
+            return self.prefill(torch.cat([self.tokens[:, pos - keep:], token[:, None]], dim=1))
+        self.tokens[:, pos] = token
+        h = F.embedding(token[:, None], model.token_embedding.weight)  # (B, 1, D)
+        if model.position is not None:
+            h = model.position(h, offset=pos)
+        end, shape = pos + 1, (3, self.num_heads, self.head_dim)
+        for i, layer in enumerate(model.layers):
+            attn = layer.self_attn
+            x = F.layer_norm(h, layer.norm1.normalized_shape, layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+            qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).unflatten(-1, shape).permute(2, 0, 3, 1, 4)
+            qk = rotary_fused(qkv[:2], pos, attn.rotary.base) if self.rotary else qkv[:2]  # (2, B, H, 1, d_k)
+            self.keys[i, :, :, pos:end] = qk[1]
+            self.values[i, :, :, pos:end] = qkv[2]
+            out = F.scaled_dot_product_attention(qk[0], self.keys[i, :, :, :end], self.values[i, :, :, :end])
+            h = h + F.linear(out.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
+            x = F.layer_norm(h, layer.norm2.normalized_shape, layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
+            x = F.linear(self.act(F.linear(x, layer.linear1.weight, layer.linear1.bias)), layer.linear2.weight,
+                         layer.linear2.bias)
+            h = h + x
+        norm = model.norm
+        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        self.length = end
+        return F.linear(h, model.head.weight)[:, -1]
 
 
 class LogitsOnly(nn.Module):

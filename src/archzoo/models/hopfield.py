@@ -17,6 +17,7 @@ from archzoo.layers.hopfield import (
     asynchronous_sweep,
     hebbian_weights,
     hopfield_energy,
+    modern_hopfield_energy,
     modern_hopfield_update_fused,
     modern_hopfield_update_reference,
     storkey_weights,
@@ -128,6 +129,10 @@ class ModernHopfield(ImplSwitch, nn.Module):
         """Keep ``patterns`` (P, N) as the memory; P must be the model's ``num_patterns``."""
         check_patterns("modern_hopfield", patterns, self.size, self.num_patterns)
         self.patterns.copy_(patterns)
+
+    def energy(self, states: Tensor) -> Tensor:
+        """E(ξ) of each state (B,) (``modern_hopfield_energy``)."""
+        return modern_hopfield_energy(states, self.patterns.to(states.dtype), self.beta)
 
     def step(self, states: Tensor) -> Tensor:
         update = modern_hopfield_update_fused if self.resolved_impl() == "fused" else modern_hopfield_update_reference

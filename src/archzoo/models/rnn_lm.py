@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archzoo.errors import UserError
+from archzoo.layers.impl import ImplSwitch
 from archzoo.layers.recurrent import GRU, LSTM, RNN, init_orthogonal_recurrent_
 from archzoo.models.base import BATCH, ExportGraph
 from archzoo.models.registry import register_model
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+# one step of one layer as PyTorch's cell kernels (same gate order and parameters as the layers)
+CELL_OPS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
+            "rnn_relu": torch.rnn_relu_cell}
 
 
 class RecurrentLM(nn.Module):
@@ -56,6 +61,14 @@ class RecurrentLM(nn.Module):
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
         return (torch.randint(0, self.vocab_size, (batch_size, 8)),)
 
+    def incremental_decoder(self) -> RecurrentDecoder | None:
+        """A token-by-token decoder on the cell kernels computing what ``forward`` with a state computes
+        (to float32 rounding), or None where it does not apply (training mode, or a layer set to the
+        reference path): the sampler then uses ``forward``."""
+        if self.training or any(m.resolved_impl() != "fused" for m in self.modules() if isinstance(m, ImplSwitch)):
+            return None
+        return RecurrentDecoder(self)
+
     def export_graphs(self) -> list[ExportGraph]:
         """One step with the state as inputs and outputs, so generation runs outside torch (the prompt is
         read one character at a time too): ids (B, 1) and h (L, B, H) [and c (L, B, H) for an LSTM] ->
@@ -68,6 +81,43 @@ class RecurrentLM(nn.Module):
         ids = torch.randint(0, self.vocab_size, (2, 1))
         return [ExportGraph(StatefulStep(self, len(names)), (ids, *state), ["ids", *names],
                             ["logits", *(n + "_out" for n in names)], dynamic)]
+
+
+class RecurrentDecoder:
+    """Generation state of a ``RecurrentLM`` in eval mode: one step is the embedding lookup, one fused
+    cell kernel per layer (``torch.lstm_cell`` / ``gru_cell`` / ``rnn_*_cell``) and the readout.
+
+    ``forward`` runs the whole-sequence kernel, which on CPU is oneDNN's RNN primitive: at batch 1 and
+    one step it costs about 3.5x the cell kernels (it prepares the weights on every call), so a step
+    here computes the same equations with different kernels: logits agree to float32 rounding
+    (tests allow 1e-5), not bit for bit, and the sampled tokens agree unless two candidates tie to
+    that precision (tests/tasks/test_sampling.py checks both).
+    Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
+    """
+
+    def __init__(self, model: RecurrentLM):
+        self.model, rnn = model, model.rnn
+        self.cell = CELL_OPS[rnn.mode]
+        self.layers = rnn.layer_weights()
+        self.h: list[torch.Tensor] = []
+        self.c: list[torch.Tensor] = []
+
+    def prefill(self, ids: torch.Tensor) -> torch.Tensor:
+        logits, state = self.model(ids)
+        h, c = state if isinstance(state, tuple) else (state, None)
+        self.h, self.c = list(h.unbind(0)), ([] if c is None else list(c.unbind(0)))
+        return logits[:, -1]
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        x = F.embedding(token, self.model.embedding.weight)  # (B, E)
+        for i, weights in enumerate(self.layers):
+            if self.c:
+                self.h[i], self.c[i] = self.cell(x, (self.h[i], self.c[i]), *weights)
+            else:
+                self.h[i] = self.cell(x, self.h[i], *weights)
+            x = self.h[i]
+        head = self.model.head
+        return F.linear(x, head.weight, head.bias)
 
 
 class StatefulStep(nn.Module):

@@ -9,11 +9,9 @@ on the page (500) with its traceback only in the server's log.
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import logging
-import tempfile
 import threading
 import time
 import typing
@@ -32,20 +30,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from archzoo.errors import UserError
 from archzoo.serve import limits
 from archzoo.serve.catalog import TABS, Catalog
+from archzoo.serve.lab import LabPages
 from archzoo.serve.limits import Busy
+from archzoo.serve.pictures import MAP_CHANNELS, pixels_url, plotted, tiles_url
+from archzoo.serve.tabs import recall_pattern, stored_patterns, transcribe_upload, upload_name
 
 STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 log = logging.getLogger("archzoo.serve")
-PLOT_LOCK = threading.Lock()  # matplotlib's pyplot is not thread-safe: one figure at a time
 
 
 class Server:
     """What the routes share: the runs, the gate in front of the worker threads, and the hosts the page
     may be reached under."""
 
-    def __init__(self, catalog: Catalog, workers: int, queue: int, hosts: set[str] | None):
-        self.catalog = catalog
+    def __init__(self, catalog: Catalog, workers: int, queue: int, hosts: set[str] | None, lab: LabPages):
+        self.catalog, self.lab = catalog, lab
         self.gate = limits.Gate(workers, queue)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="archzoo-serve")
         self.hosts = hosts  # None: any (the user bound every interface on purpose)
@@ -91,52 +91,6 @@ def trimmed(fn: Callable[..., Any], *args: Any) -> Any:
             MALLOC_TRIM()
 
 
-def png_url(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def plotted(draw: Callable[[Path], Any]) -> str:
-    """A data URL of the PNG that ``draw(path)`` writes (the results' own ``save`` / ``plot_*`` methods)."""
-    with PLOT_LOCK, tempfile.TemporaryDirectory(prefix="archzoo-serve-") as tmp:
-        path = Path(tmp) / "plot.png"
-        draw(path)
-        return png_url(path.read_bytes())
-
-
-def pixels_url(image: Any) -> str:
-    """A data URL of one image (C, H, W) in [0, 1] at its own size (the page scales it up, unsmoothed)."""
-    from PIL import Image
-
-    array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    out = io.BytesIO()
-    Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(out, format="PNG")
-    return png_url(out.getvalue())
-
-
-MAP_CHANNELS = 16  # feature maps shown per convolution layer
-
-
-def tiles_url(maps: Any, columns: int = 8, tile: int = 56, gap: int = 4) -> str:
-    """A data URL of feature maps (C, H, W) as one PNG of tiles, ``columns`` a row, each channel scaled to
-    its own range (black = its minimum, white = its maximum; as ``Predictions.plot_feature_maps`` draws
-    them) and enlarged to ``tile`` pixels without smoothing. Drawn with PIL, not matplotlib: about a
-    millisecond, so a drawing can be classified at every stroke."""
-    from PIL import Image
-
-    maps = maps.float()
-    low = maps.amin(dim=(1, 2), keepdim=True)
-    maps = (maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low).clamp(min=1e-12)
-    pixels = (maps * 255).round().byte().cpu().numpy()
-    rows = -(-len(pixels) // columns)
-    sheet = Image.new("L", (columns * (tile + gap) - gap, rows * (tile + gap) - gap), 255)
-    for k, channel in enumerate(pixels):
-        square = Image.fromarray(channel).resize((tile, tile), Image.Resampling.NEAREST)
-        sheet.paste(square, ((k % columns) * (tile + gap), (k // columns) * (tile + gap)))
-    out = io.BytesIO()
-    sheet.save(out, format="PNG")
-    return png_url(out.getvalue())
-
-
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
 
@@ -171,10 +125,12 @@ class Guard:
         await response(scope, receive, send)
 
 
-def create_app(catalog: Catalog, workers: int = 4, queue: int = 64, hosts: set[str] | None = None) -> FastAPI:
+def create_app(catalog: Catalog, workers: int = 4, queue: int = 64, hosts: set[str] | None = None,
+               lab: Path | None = None) -> FastAPI:
     """The FastAPI application over ``catalog``: ``workers`` requests compute at once, ``queue`` more wait;
-    ``hosts`` are the names the page may be reached under (None: any)."""
-    server = Server(catalog, workers, queue, hosts)
+    ``hosts`` are the names the page may be reached under (None: any); ``lab`` is the lab report folder
+    the Lab tab shows (None: none)."""
+    server = Server(catalog, workers, queue, hosts, LabPages(lab))
     app = FastAPI(title="archzoo", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server
     app.add_middleware(Guard, server=server)
@@ -313,6 +269,46 @@ def add_routes(app: FastAPI, server: Server) -> None:
         return await server.compute(forecast_series, catalog, run, split, window, horizon, channel or None,
                                     data, Path(name).name)
 
+    # -- speech ----------------------------------------------------------------------------------------
+    @app.post("/api/speech")
+    async def speech(audio: Annotated[UploadFile, File()], runs: Annotated[str, Form()],
+                     beam: Annotated[int, Form()] = 0) -> dict[str, Any]:
+        data = await read_upload(audio, "WAV file", limits.MAX_WAV_BYTES)
+        width = None if beam == 0 else limits.check_bounded("beam", beam, 1, limits.MAX_BEAM)  # 0: the run's own
+        name = upload_name(audio.filename)
+        limits.check_wav(data, name)  # the header, before any sample is decoded
+        return await server.compute(transcribe_upload, catalog, data, name, form_runs(runs), width)
+
+    # -- hopfield --------------------------------------------------------------------------------------
+    @app.post("/api/hopfield")
+    async def hopfield(request: Request) -> dict[str, Any]:
+        from archzoo.tasks.base import check_seed
+
+        body = await json_body(request)
+        runs = body.get("runs")
+        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+            raise UserError("choose at least one run")
+        pattern = optional_int(body, "pattern")
+        if pattern is None or pattern < 0:
+            raise UserError("choose a stored image (pattern 0, 1, ...)")
+        occluded = body.get("occlude", False)
+        if not isinstance(occluded, bool):
+            raise UserError(f"occlude must be true or false, got {occluded!r}")
+        corrupt = None if occluded else number(body, "corrupt", 0.3)
+        if corrupt is not None and not 0 <= corrupt <= 1:
+            raise UserError(f"corrupt is the fraction of pixels to flip, in [0, 1]; got {corrupt:g}")
+        seed = check_seed(body.get("seed", 0))
+        return await server.compute(recall_pattern, catalog, form_runs(",".join(runs)), pattern, corrupt, occluded, seed)
+
+    # -- lab -------------------------------------------------------------------------------------------
+    @app.get("/api/lab")
+    async def lab_pages() -> dict[str, Any]:
+        return await asyncio.to_thread(server.lab.listing)
+
+    @app.get("/api/lab/{page_id}")
+    async def lab_page(page_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(server.lab.page, page_id)
+
     # -- models ----------------------------------------------------------------------------------------
     @app.get("/api/models")
     async def models() -> dict[str, Any]:
@@ -390,6 +386,12 @@ def run_details(catalog: Catalog, run_id: str) -> dict[str, Any]:
         out["look_back"], out["horizon"] = task.cfg.seq_len, task.cfg.horizon
     if entry.task == "language_model":
         out["layout"] = task.layout
+    if entry.task == "associative_memory":
+        out.update(stored_patterns(run))
+    if entry.task in ("spoken_digits", "connected_digits"):
+        out["classes"], out["max_seconds"] = list(task.classes), task.cfg.max_seconds
+        if entry.task == "connected_digits":
+            out["beam_size"] = task.cfg.beam_size
     return out
 
 

@@ -22,6 +22,11 @@ TABS: dict[str, tuple[str, str]] = {
     "image_generation": ("images", "archzoo train mnist-cgan (a few minutes)"),
     "sentence_classification": ("sentiment", "archzoo train mr-textcnn (about 2 minutes; needs the MR data)"),
     "forecasting": ("forecast", "archzoo train airline-linear (seconds; needs the airline data)"),
+    "spoken_digits": ("speech", "archzoo train spoken-digits-cnn (about 10 minutes) or connected-digits-bilstm "
+                                "(about 25 minutes; both need the spoken-digits data)"),
+    "connected_digits": ("speech", "archzoo train spoken-digits-cnn (about 10 minutes) or connected-digits-bilstm "
+                                   "(about 25 minutes; both need the spoken-digits data)"),
+    "associative_memory": ("hopfield", "archzoo train hopfield-mnist and hopfield-mnist-modern (seconds each)"),
 }
 RESCAN_SECONDS = 5.0  # the runs folder is listed again at most this often
 

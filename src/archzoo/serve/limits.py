@@ -21,6 +21,12 @@ MAX_GRID = 64  # GAN samples in one grid
 MAX_FRAMES = 32  # images along one latent interpolation
 MAX_HORIZON_FACTOR = 10  # a forecast reaches at most this many times the trained horizon
 MAX_RUNS_PER_REQUEST = 16
+MAX_WAV_BYTES = 4 << 20  # 20 s of 48 kHz 16-bit stereo fits; the speech runs take 8 kHz mono
+MAX_WAV_SECONDS = 20.0  # the longest recording any speech run takes (connected digits; isolated ones take 5 s)
+MAX_READINGS = 5  # a connected-digit run's best beams shown
+MAX_PATTERNS_SHOWN = 100  # a Hopfield run's stored images offered to pick from
+MAX_LAB_PAGE_BYTES = 1 << 20  # a lab report page (markdown) ...
+MAX_LAB_FIGURE_BYTES = 4 << 20  # ... and each of its figures
 
 
 def check_text(what: str, text: object, limit: int, example: str) -> str:
@@ -42,6 +48,29 @@ def check_size(what: str, data: bytes, limit: int) -> bytes:
         raise UserError(f"the {what} is {len(data) / 2**20:.1f} MiB, more than {limit / 2**20:.0f} MiB; "
                         "choose a smaller file")
     return data
+
+
+def check_wav(data: bytes, name: str) -> None:
+    """An uploaded recording's header, read before any sample is decoded: readable audio of at most
+    MAX_WAV_SECONDS at a sample rate the reader takes."""
+    import io
+
+    import soundfile as sf
+
+    from archzoo.data.audio import MAX_RATE, MIN_RATE
+
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{name} is not readable audio ({first}); give a WAV file (mono, 16-bit PCM, 8 kHz like "
+                        "the training recordings)") from None
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise UserError(f"{name} has a sample rate of {info.samplerate:,} Hz; give a recording at {MIN_RATE:,}-"
+                        f"{MAX_RATE:,} Hz (8 kHz like the training recordings)")
+    if info.frames > MAX_WAV_SECONDS * info.samplerate:
+        raise UserError(f"{name} is {info.frames / info.samplerate:.1f} s long, more than the page's "
+                        f"{MAX_WAV_SECONDS:g} s; cut it into shorter recordings")
 
 
 def check_bounded(what: str, value: object, low: int, high: int) -> int:

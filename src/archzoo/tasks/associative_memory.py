@@ -45,8 +45,28 @@ class AssociativeMemoryConfig:
 
 
 @dataclass
+class Recall:
+    """Stored images recalled step by step (``RecallGrid.recall``): rows (k, N) of the stored patterns
+    ``stored`` (their indices ``indices``), the ``cues``, the state after each step (``states``, ±1 for the
+    classic network, continuous for the modern one), each state's energy (``energies``: the cue's, then one
+    per step; (steps + 1, k)), and ``recalled``, the sign of the last state. ``bit_errors`` are the
+    fraction of bits the recall gets wrong, ``nearest`` the stored pattern closest to it (by overlap)."""
+
+    indices: list[int]
+    stored: Tensor
+    cues: Tensor
+    states: list[Tensor]
+    energies: Tensor
+    recalled: Tensor
+    bit_errors: Tensor
+    nearest: Tensor
+    image_shape: tuple[int, int]
+
+
+@dataclass
 class RecallGrid:
-    """The step-by-step recall of ``count`` stored images (``Run.sample``); ``save`` draws it as a PNG,
+    """The step-by-step recall of ``count`` stored images (``Run.sample``), or of the stored image
+    ``pattern`` alone; ``save`` draws it as a PNG, ``recall`` returns the states themselves,
     ``default_file`` names the PNG that the CLI writes into the run folder when no file is given."""
 
     task: Any
@@ -57,11 +77,19 @@ class RecallGrid:
     count: int
     default_file: str
     notes: list[str] = field(default_factory=list)
+    pattern: int | None = None
     streamed = False
+
+    @property
+    def indices(self) -> list[int]:
+        return list(range(self.count)) if self.pattern is None else [self.pattern]
+
+    def recall(self) -> Recall:
+        return self.task.recall_steps(self.model, self.indices, self.corrupt, self.occluded, self.seed)
 
     def save(self, path: Path) -> Path:
         return self.task.recall_grid(self.model, Path(path), self.corrupt, occluded=self.occluded, seed=self.seed,
-                                     count=self.count)
+                                     count=self.count, indices=self.indices)
 
 
 def flip(patterns: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
@@ -178,9 +206,10 @@ class AssociativeMemory(Task):
         return result
 
     def sample(self, model: nn.Module, corrupt: float | None = None, occlude: bool | None = None, n: int = 8,
-               seed: int = 0) -> RecallGrid:
-        """The recall of the first ``n`` stored images (all, if fewer) from cues with ``corrupt`` of their pixels flipped
-        (or, with ``occlude``, their lower half erased), step by step: ``archzoo sample RUN --corrupt 0.3``."""
+               seed: int = 0, pattern: int | None = None) -> RecallGrid:
+        """The recall of the first ``n`` stored images (all, if fewer), or of stored image number ``pattern``
+        alone, from cues with ``corrupt`` of their pixels flipped (or, with ``occlude``, their lower half
+        erased), step by step: ``archzoo sample RUN --corrupt 0.3``."""
         if corrupt is None and not occlude:
             raise UserError("a Hopfield run samples recalls: say how to corrupt the stored images, e.g. --corrupt 0.3 "
                             "(flip 30% of the pixels) or --occlude (erase the lower half)")
@@ -189,36 +218,52 @@ class AssociativeMemory(Task):
         if corrupt is not None and (isinstance(corrupt, bool) or not isinstance(corrupt, (int, float))
                                     or not 0 <= corrupt <= 1):
             raise UserError(f"--corrupt is the fraction of pixels to flip, in [0, 1]; got {corrupt}")
-        n = min(check_count("-n", n, 1, 1 << 24, "draw fewer"), len(self.patterns()))  # at most every stored image
+        stored = len(self.patterns())
+        n = min(check_count("-n", n, 1, 1 << 24, "draw fewer"), stored)  # at most every stored image
+        if pattern is not None:
+            if isinstance(pattern, bool) or not isinstance(pattern, int) or not 0 <= pattern < stored:
+                raise UserError(f"pattern must be the number of a stored image, 0 to {stored - 1}; got {pattern!r}")
+            n = 1
         seed = check_seed(seed)
-        what = "occluded" if occlude else f"corrupt{corrupt:g}"
-        return RecallGrid(self, model, float(corrupt or 0.0), bool(occlude), seed, n, f"recall-{what}-seed{seed}.png")
+        what = ("occluded" if occlude else f"corrupt{corrupt:g}") + ("" if pattern is None else f"-pattern{pattern}")
+        return RecallGrid(self, model, float(corrupt or 0.0), bool(occlude), seed, n, f"recall-{what}-seed{seed}.png",
+                          pattern=pattern)
+
+    @torch.no_grad()
+    def recall_steps(self, model: nn.Module, indices: list[int], corrupt: float, occluded: bool, seed: int = 0) -> Recall:
+        """The stored images ``indices`` recalled from cues with ``corrupt`` of their pixels flipped (drawn
+        from ``seed``) or their lower half erased, with every step's state and energy."""
+        patterns = self.patterns()[indices]
+        cues = occlude(patterns, self.image_shape) if occluded else flip(patterns, corrupt, torch.Generator().manual_seed(seed))
+        device = model.patterns.device
+        path = [state.float().cpu() for state in model.trajectory(cues.to(device), seed=seed)]
+        energies = torch.stack([model.energy(state.to(device)).float().cpu() for state in path])
+        recalled = torch.sign(path[-1])
+        stored = model.patterns.cpu()
+        return Recall(list(indices), patterns, cues, path[1:], energies, recalled,
+                      (recalled != patterns).float().mean(1), (recalled @ stored.T).argmax(1), self.image_shape)
 
     @torch.no_grad()
     def recall_grid(self, model: nn.Module, out: Path, corrupt: float, occluded: bool, seed: int = 0,
-                    count: int = 8) -> Path:
-        """A PNG grid, one column per stored pattern (the first ``count``): the stored image, the cue
-        (``corrupt`` of its pixels flipped, or its lower half erased), each step of the dynamics (one
-        asynchronous sweep or one update) with its energy for the classic network, and the recalled image."""
+                    count: int = 8, indices: list[int] | None = None) -> Path:
+        """A PNG grid, one column per stored pattern (the first ``count``, or ``indices``): the stored image,
+        the cue (``corrupt`` of its pixels flipped, or its lower half erased), each step of the dynamics (one
+        asynchronous sweep or one update) with its energy, and the recalled image."""
         from archzoo.viz.plots import plot_image_grid
 
-        patterns = self.patterns()[:count]
-        cues = occlude(patterns, self.image_shape) if occluded else flip(patterns, corrupt, torch.Generator().manual_seed(seed))
-        path = model.trajectory(cues.to(model.patterns.device), seed=seed)
-        steps = len(path) - 1
-        rows = [("stored", patterns), ("half erased" if occluded else f"{corrupt:.0%} flipped", cues)]
-        rows += [(f"step {i}", state) for i, state in enumerate(path[1:], 1)]
-        rows.append(("recalled", torch.sign(path[-1])))
-        energy = getattr(model, "energy", None)
+        r = self.recall_steps(model, list(range(min(count, len(self.patterns())))) if indices is None else indices,
+                              corrupt, occluded, seed)
+        rows = [("stored", r.stored), ("half erased" if occluded else f"{corrupt:.0%} flipped", r.cues)]
+        rows += [(f"step {i}", state) for i, state in enumerate(r.states, 1)]
+        rows.append(("recalled", r.recalled))
         images, titles = [], []
         for name, states in rows:
-            states = states.float().cpu()
-            images.append((states.clamp(-1, 1) + 1) / 2)
-            if energy is not None and name.startswith("step"):
-                titles += [f"{name} E={e:.0f}" for e in energy(states.to(model.patterns.device)).cpu().tolist()]
+            images.append((states.float().clamp(-1, 1) + 1) / 2)
+            if name.startswith("step"):
+                titles += [f"{name} E={e:.4g}" for e in r.energies[int(name.split()[1])].tolist()]
             else:
                 titles += [name] * len(states)
         h, w = self.image_shape
         grid = torch.cat(images).view(-1, 1, h, w)
-        return plot_image_grid(grid, titles, out, f"{type(model).__name__}: recall in {steps} step(s)",
-                               columns=len(patterns))
+        return plot_image_grid(grid, titles, out, f"{type(model).__name__}: recall in {len(r.states)} step(s)",
+                               columns=len(r.indices))

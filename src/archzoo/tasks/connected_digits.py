@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from archzoo.data.audio import Clip, load_spoken_digits, seconds_to_samples
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import random_order, register_task, step_seed
+from archzoo.tasks.base import check_count, random_order, register_task, step_seed
 from archzoo.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
-from archzoo.tasks.speech import SpeechConfig, SpeechTask, trim
+from archzoo.tasks.speech import SpeechConfig, SpeechTask, Transcripts, trim
 
 BLANK = 0
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}  # folded into each utterance's seed
@@ -223,11 +223,32 @@ class ConnectedDigits(SpeechTask):
         atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         return result
 
-    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int) -> list[list[tuple[str, float]]]:
-        """Each recording's recognised digit strings: the ``top`` best beams of prefix beam search."""
+    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3, beam: int | None = None,
+                   posteriors: bool = False) -> Transcripts:
+        """The digit string spoken in each file: the ``top`` best beams (at most ``beam``) of prefix beam
+        search of width ``beam`` (default ``data.beam_size``), or with ``beam=1`` the greedy best-path
+        reading alone; with ``posteriors``, the feature frames and per-frame posteriors for
+        ``Transcripts.plot``. The reading does not depend on ``top``."""
+        if beam is not None:
+            check_count("--beam", beam, 1, 1000, "use a narrower beam")
+        return self.recognise(model, files, top, posteriors, beam=beam or self.cfg.beam_size)
+
+    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int, beam: int = 8
+                 ) -> tuple[list[list[tuple[str, float]]], list[Tensor]]:
+        """Each recording's recognised digit strings: the ``top`` best beams of prefix beam search ``beam``
+        wide, or with ``beam=1`` the greedy reading with its probability p(labels | audio) (CTC's sum over
+        every alignment); and each recording's per-frame posteriors."""
         log_probs, out_lengths = self.log_probs(model, feats, frames)
-        readings = []
-        for lp, n in zip(log_probs.float(), out_lengths, strict=True):
-            beams = prefix_beam_search(lp[:n], max(self.cfg.beam_size, top), BLANK)[:top]
-            readings.append([("".join(str(c - 1) for c in labels), math.exp(score)) for labels, score in beams])
-        return readings
+        log_probs = log_probs.float()
+        text = lambda labels: "".join(str(c - 1) for c in labels)  # noqa: E731
+        if beam == 1:
+            best = greedy_decode(log_probs, out_lengths, BLANK)
+            targets = torch.tensor([c for labels in best for c in labels], dtype=torch.long, device=log_probs.device)
+            nll = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, torch.tensor([len(b) for b in best]),
+                             blank=BLANK, reduction="none")
+            readings = [[(text(labels), math.exp(-float(n)))] for labels, n in zip(best, nll, strict=True)]
+        else:
+            readings = [[(text(labels), math.exp(score)) for labels, score in
+                         prefix_beam_search(lp[:n], beam, BLANK)[:top]]
+                        for lp, n in zip(log_probs, out_lengths, strict=True)]
+        return readings, [lp[:n].exp().cpu() for lp, n in zip(log_probs, out_lengths, strict=True)]

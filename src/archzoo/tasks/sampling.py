@@ -3,12 +3,15 @@ streaming one token at a time with the model's state (recurrent state, or a KV c
 
 Models follow the language-model contract ``model(ids (B, T), state) -> (logits (B, T, V), state)``:
 the prompt is read once, then each step feeds only the newest token, so the work per generated
-token is constant for a recurrent model.
+token is constant for a recurrent model. A model may also offer ``incremental_decoder()``: an object
+with ``prefill(ids (B, P)) -> logits (B, V)`` and ``step(ids (B,)) -> logits (B, V)`` computing the
+same logits faster (GPT's static KV cache: bitwise the same; the recurrent models' cell kernels: the
+same to float32 rounding). The sampler uses it unless told not to; the tokens drawn are the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -32,7 +35,9 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 
     Shapes: logits (B, V) -> (B, V).
     """
-    logits = logits.float() / temperature
+    logits = logits.float()
+    if temperature != 1.0:  # x / 1.0 == x exactly: skip the kernel call (one per generated token)
+        logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -49,20 +54,22 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 @torch.inference_mode()
 def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
-             stop_token: int | None = None) -> Iterator[torch.Tensor]:
+             stop_token: int | None = None, use_decoder: bool = True) -> Iterator[torch.Tensor]:
     """Yield the next token ids (B,) one step at a time, ``max_new_tokens`` times at most.
 
     With ``stop_token``, a row that produced it keeps producing it, and generation ends when every
-    row has. Shapes: prompt (B, P) with P >= 1.
+    row has. ``use_decoder=False`` steps through ``model(ids, state)`` even where the model offers a
+    faster ``incremental_decoder()`` (the two give the same tokens; the flag exists to compare them).
+    Shapes: prompt (B, P) with P >= 1.
     """
     check_sampling(temperature, top_k, top_p)
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise UserError("generation needs a prompt of at least one token")
     model.eval()
-    logits, state = model(prompt)
+    logits, step = start_decoding(model, prompt, use_decoder)
     done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     for _ in range(max_new_tokens):
-        probs = filter_logits(logits[:, -1], temperature, top_k, top_p).softmax(-1)
+        probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
         token = torch.multinomial(probs.cpu(), 1, generator=generator).to(prompt.device).squeeze(1)
         if stop_token is not None:
             token = token.masked_fill(done, stop_token)
@@ -70,4 +77,23 @@ def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temper
         yield token
         if stop_token is not None and bool(done.all()):
             return
+        logits = step(token)
+
+
+def start_decoding(model: nn.Module, prompt: torch.Tensor, use_decoder: bool = True
+                   ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """Read the prompt (B, P): the last position's logits (B, V) and a step function, ids (B,) -> the
+    next logits (B, V), through the model's ``incremental_decoder()`` if it offers one (and ``use_decoder``), else
+    through ``model(ids, state)``."""
+    make = getattr(model, "incremental_decoder", None) if use_decoder else None
+    decoder = make() if make is not None else None
+    if decoder is not None:
+        return decoder.prefill(prompt), decoder.step
+    logits, state = model(prompt)
+
+    def step(token: torch.Tensor) -> torch.Tensor:
+        nonlocal state
         logits, state = model(token[:, None], state)
+        return logits[:, -1]
+
+    return logits[:, -1], step

@@ -145,17 +145,31 @@ def trim(x: Tensor, lengths: Tensor) -> Tensor:
 class Transcripts:
     """What ``Run.transcribe`` returns: for each file, the recognised digits (``texts``) and the ``top``
     best readings with their probabilities (``alternatives``); ``notes`` tell what was done to the audio
-    (mixed down, resampled)."""
+    (mixed down, resampled). With ``posteriors=True``, ``features`` holds each file's normalised feature
+    frames (T, F) and, for a CTC model, ``frame_posteriors`` each file's per-frame class posteriors (T', V)
+    over ``posterior_labels`` (the blank first); ``plot`` draws them."""
 
     files: list[str]
     texts: list[str]
     alternatives: list[list[tuple[str, float]]]
     notes: list[str]
+    features: list[Tensor] | None = None
+    frame_posteriors: list[Tensor] | None = None
+    posterior_labels: list[str] | None = None
 
     def lines(self) -> list[str]:
         """One line per file: the file, its digits, and the alternatives with probabilities, tab-separated."""
         return [f"{path}\t{text or '(nothing)'}\t" + "  ".join(f"{t or '(nothing)'} {p:.3f}" for t, p in alternatives)
                 for path, text, alternatives in zip(self.files, self.texts, self.alternatives, strict=True)]
+
+    def plot(self, path: Path, index: int = 0, title: str = "") -> Path:
+        """File ``index``'s feature frames, above its per-frame posteriors for a CTC model, as a PNG."""
+        from archzoo.viz.plots import plot_ctc_posteriors
+
+        if self.features is None:
+            raise UserError("transcribe with posteriors=True to plot the features")
+        posteriors = None if self.frame_posteriors is None else self.frame_posteriors[index]
+        return plot_ctc_posteriors(self.features[index], posteriors, self.posterior_labels or [], Path(path), title)
 
 
 class SpeechTask(Task):
@@ -215,20 +229,33 @@ class SpeechTask(Task):
         feats, frames = self.featurize([a.waveform for a in audio])
         return feats, frames, [notice for a in audio for notice in a.notices]
 
+    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3, posteriors: bool = False) -> Transcripts:
+        """What was said in each file: the task's ``top`` best readings with their probabilities (and, with
+        ``posteriors``, the feature frames for ``Transcripts.plot``)."""
+        return self.recognise(model, files, top, posteriors)
+
     @torch.no_grad()
-    def transcribe(self, model: nn.Module, files: list[str | Path], top: int = 3) -> Transcripts:
-        """What was said in each file: the task's ``top`` best readings with their probabilities."""
+    def recognise(self, model: nn.Module, files: str | Path | list[str | Path], top: int, posteriors: bool,
+                  **decoding: Any) -> Transcripts:
+        """``transcribe``'s work; ``decoding`` goes to the task's ``readings``."""
         check_count("--top", top, 1, 1000, "ask for fewer alternatives")
         files = [files] if isinstance(files, (str, Path)) else list(files)
         feats, frames, notices = self.read_recordings(files)
         device = model_device(model)
         model.eval()
-        alternatives = self.readings(model, feats.to(device), frames.to(device), top)
-        return Transcripts([str(p) for p in files], [a[0][0] for a in alternatives], alternatives,
-                           [f"notice: {n}" for n in notices])
+        alternatives, frame_posteriors = self.readings(model, feats.to(device), frames.to(device), top, **decoding)
+        result = Transcripts([str(p) for p in files], [a[0][0] for a in alternatives], alternatives,
+                             [f"notice: {n}" for n in notices])
+        if posteriors:
+            result.features = [f[:int(n)].cpu() for f, n in zip(feats, frames, strict=True)]
+            result.frame_posteriors = frame_posteriors
+            result.posterior_labels = ["blank", *self.classes] if frame_posteriors is not None else None
+        return result
 
-    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int) -> list[list[tuple[str, float]]]:
-        """Per recording, the ``top`` best (text, probability), best first."""
+    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int, **decoding: Any
+                 ) -> tuple[list[list[tuple[str, float]]], list[Tensor] | None]:
+        """Per recording, the ``top`` best (text, probability), best first; and, for a model that reads
+        frame by frame (CTC), each recording's per-frame posteriors (T', V) on the CPU, else None."""
         raise NotImplementedError
 
     # -- the trainer contract --------------------------------------------------------------------
@@ -384,9 +411,10 @@ class SpokenDigits(SpeechTask):
         atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=2) + "\n")
         return result
 
-    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int) -> list[list[tuple[str, float]]]:
+    def readings(self, model: nn.Module, feats: Tensor, frames: Tensor, top: int, **decoding: Any
+                 ) -> tuple[list[list[tuple[str, float]]], None]:
         """Each recording's most likely digit and the ``top`` best with probabilities."""
         probs = self.predict(model, feats, frames, 64).float().softmax(1)
         values, indices = probs.topk(min(top, len(self.classes)), dim=1)
         return [[(self.classes[int(k)], float(v)) for v, k in zip(vs, i, strict=True)]
-                for vs, i in zip(values, indices, strict=True)]
+                for vs, i in zip(values, indices, strict=True)], None

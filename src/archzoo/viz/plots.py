@@ -251,28 +251,35 @@ def plot_panels(panels: Sequence[Panel], path: Path, title: str = "", columns: i
     return path
 
 
-def plot_ctc_posteriors(features: torch.Tensor, posteriors: torch.Tensor, labels: Sequence[str], path: Path,
+def plot_ctc_posteriors(features: torch.Tensor, posteriors: torch.Tensor | None, labels: Sequence[str], path: Path,
                         title: str = "") -> Path:
     """One utterance: its feature frames (T, F) above the per-frame class posteriors (T', V) of a CTC model,
-    one line per class (the blank dashed), on a shared time axis from 0 to 1."""
+    one line per class (the blank dashed), on a shared time axis from 0 to 1; the features alone when
+    ``posteriors`` is None (a model that reads the whole utterance at once)."""
     plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    if posteriors is None:
+        fig, top = plt.subplots(1, 1, figsize=(10, 2.8))
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
     top.imshow(features.float().T.numpy(), origin="lower", aspect="auto", cmap="magma", extent=(0, 1, 0, features.shape[1]))
     top.set_ylabel("feature band")
     top.set_title(title, fontsize=10)
-    time = (np.arange(len(posteriors)) + 0.5) / len(posteriors)
-    colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + ["black"]  # no grey: the blank's
-    for v, label in enumerate(labels):
-        series = posteriors[:, v].float().numpy()
-        if v == 0:
-            bottom.plot(time, series, color="0.6", ls="--", lw=1, label=label)
-        elif series.max() > 0.05:  # classes that never show up stay out of the legend
-            bottom.plot(time, series, color=colours[(v - 1) % len(colours)], lw=1.4, label=label)
-    bottom.set_ylim(0, 1.02)
-    bottom.set_xlabel("time (fraction of the utterance)")
-    bottom.set_ylabel("posterior")
-    bottom.legend(fontsize=7, ncol=6, loc="upper right")
-    bottom.grid(alpha=0.3)
+    if posteriors is None:
+        top.set_xlabel("time (fraction of the utterance)")
+    else:
+        time = (np.arange(len(posteriors)) + 0.5) / len(posteriors)
+        colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + ["black"]  # no grey: the blank's
+        for v, label in enumerate(labels):
+            series = posteriors[:, v].float().numpy()
+            if v == 0:
+                bottom.plot(time, series, color="0.6", ls="--", lw=1, label=label)
+            elif series.max() > 0.05:  # classes that never show up stay out of the legend
+                bottom.plot(time, series, color=colours[(v - 1) % len(colours)], lw=1.4, label=label)
+        bottom.set_ylim(0, 1.02)
+        bottom.set_xlabel("time (fraction of the utterance)")
+        bottom.set_ylabel("posterior")
+        bottom.legend(fontsize=7, ncol=6, loc="upper right")
+        bottom.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -82,7 +82,7 @@ async function loadRuns() {
     : `no runs under ${body.root} yet: train one with archzoo train mnist-fast (about a minute), then reload`;
   for (const button of $$("#tabs button")) {
     const n = runsOf(button.dataset.tab).length;
-    button.dataset.count = button.dataset.tab === "models" ? "" : n;
+    button.dataset.count = ["models", "lab"].includes(button.dataset.tab) ? "" : n;
   }
   for (const tab of Object.keys(state.hints)) fillTab(tab);
 }
@@ -113,6 +113,7 @@ function fillTab(tab) {
       || runs.find(r => !/^mlp/.test(r.model));
     $("#digit-maps-run").value = cnn ? cnn.id : "";
   }
+  if (tab === "hopfield") hopfieldRunsChanged();
 }
 
 function showTab(tab) {
@@ -120,6 +121,7 @@ function showTab(tab) {
   for (const section of $$("section.tab")) section.hidden = section.id !== `tab-${tab}`;
   history.replaceState(null, "", `#${tab}`);
   if (tab === "models" && !$("#models-list").children.length) loadModels().catch(e => showError("models", e.message));
+  if (tab === "lab" && !state.labLoaded) { state.labLoaded = true; loadLab().catch(e => showError("lab", e.message)); }
 }
 
 // -- digits ----------------------------------------------------------------------------------------
@@ -411,6 +413,160 @@ async function forecast() {
   $("#forecast-results").hidden = false;
 }
 
+// -- speech ----------------------------------------------------------------------------------------
+let speechFile = null;
+
+function speechChosen() {
+  const file = $("#speech-file").files[0];
+  if (!file) return;
+  speechFile = file;
+  $("#speech-name").textContent = `${file.name} · ${(file.size / 1024).toFixed(0)} KiB`;
+  const player = $("#speech-player");
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.src = URL.createObjectURL(file);
+  player.hidden = false;
+  busy($("#speech-go"), transcribe);
+}
+
+async function transcribe() {
+  const runs = chosenRuns("speech");
+  if (!runs.length) throw new Error("choose at least one run");
+  if (!speechFile) throw new Error("choose a WAV file first");
+  const form = new FormData();
+  form.append("audio", speechFile, speechFile.name);
+  form.append("runs", runs.join(","));
+  form.append("beam", $("#speech-decoding").value);
+  const body = await api("/api/speech", { method: "POST", body: form });
+  $("#speech-results").replaceChildren(...body.results.map(r => {
+    const run = runById(r.run);
+    const card = el("article", { class: `card ${r.kind || ""}`, "data-run": r.run }, el("h3", { text: run ? runLabel(run) : r.run }));
+    if (r.error) { card.append(el("p", { class: "error-line", text: r.error })); return card; }
+    if (r.kind === "isolated") {
+      card.append(el("div", { class: "verdict" },
+        el("span", { class: "label", "data-testid": "transcript", text: r.text }),
+        el("span", { class: "muted", text: `${(100 * r.readings[0].p).toFixed(1)}% · ${r.ms} ms` })),
+        probabilityBars(r.probs, r.text));
+    } else {
+      card.append(el("div", { class: "verdict" },
+        el("span", { class: "digits", "data-testid": "transcript", text: r.text || "(nothing)" }),
+        el("span", { class: "muted", text: `${r.decoding} · ${r.ms} ms` })),
+        el("ol", { class: "readings", title: "the best readings and their probabilities" },
+          ...r.readings.map(x => el("li", { text: `${x.text || "(nothing)"}  ·  p = ${x.p >= 0.001 ? x.p.toFixed(3) : x.p.toExponential(1)}` }))),
+        el("figure", {}, el("img", { src: r.plot, alt: "features and per-frame posteriors", class: "posteriors" })));
+    }
+    if (r.notes.length) card.append(el("p", { class: "stats muted", text: r.notes.join("; ") }));
+    return card;
+  }));
+  $("#speech-features").hidden = !body.features;
+  if (body.features) $("#speech-features img").src = body.features;
+}
+
+// -- hopfield --------------------------------------------------------------------------------------
+async function hopfieldRunsChanged() {
+  const ids = chosenRuns("hopfield");
+  if (!ids.length) return;
+  try {
+    // the stored images of the chosen run that holds the fewest: every chosen run stores those (the same seed)
+    const all = await Promise.all(ids.map(details));
+    const fewest = all.reduce((a, b) => (b.stored < a.stored ? b : a));
+    $("#hopfield-pattern").max = fewest.stored - 1;
+    $("#hopfield-patterns").replaceChildren(...fewest.patterns.map((url, i) => el("button", {
+      type: "button", title: `stored image ${i}`, "data-pattern": i,
+      onclick: () => { $("#hopfield-pattern").value = i; markPattern(); busy($("#hopfield-go"), recall); } },
+      el("img", { src: url, alt: `stored image ${i}` }))));
+    markPattern();
+  } catch (e) { showError("hopfield", e.message); }
+}
+
+function markPattern() {
+  for (const b of $$("#hopfield-patterns button")) b.setAttribute("aria-pressed", b.dataset.pattern === $("#hopfield-pattern").value);
+}
+
+function formatEnergy(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3); }
+
+function energyChart(energies, width = 260, height = 70) {
+  // the energy after each step (0: the cue), as a line: it never rises
+  const ns = "http://www.w3.org/2000/svg", pad = 6;
+  const low = Math.min(...energies), high = Math.max(...energies), span = high - low || 1;
+  const x = i => pad + (width - 2 * pad) * (energies.length > 1 ? i / (energies.length - 1) : 0.5);
+  const y = v => pad + (height - 2 * pad) * (high - v) / span;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "energy");
+  svg.setAttribute("width", width); svg.setAttribute("height", height);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `energy per step: ${energies.map(formatEnergy).join(", ")}`);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", energies.map((v, i) => `${x(i)},${y(v)}`).join(" "));
+  line.setAttribute("fill", "none"); line.setAttribute("stroke", "#2f5bd3"); line.setAttribute("stroke-width", "2");
+  svg.append(line);
+  for (const [i, v] of energies.entries()) {
+    const dot = document.createElementNS(ns, "circle");
+    dot.setAttribute("cx", x(i)); dot.setAttribute("cy", y(v)); dot.setAttribute("r", 3); dot.setAttribute("fill", "#2f5bd3");
+    svg.append(dot);
+  }
+  return el("figure", {}, svg, el("figcaption", { text: `energy: ${energies.map(formatEnergy).join(" → ")}` }));
+}
+
+async function recall() {
+  const runs = chosenRuns("hopfield");
+  if (!runs.length) throw new Error("choose at least one run");
+  const occlude = $('input[name="hopfield-corruption"]:checked').value === "occlude";
+  const body = await postJSON("/api/hopfield", { runs, pattern: number($("#hopfield-pattern"), 0),
+    corrupt: Number($("#hopfield-corrupt").value), occlude, seed: number($("#hopfield-seed"), 0) });
+  $("#hopfield-results").replaceChildren(...body.results.map(r => {
+    const run = runById(r.run);
+    const box = el("article", { class: "recall", "data-run": r.run },
+      el("h3", { text: run ? runLabel(run) : r.run }));
+    if (r.error) { box.append(el("p", { class: "error-line", text: r.error })); return box; }
+    const frame = (src, caption, cls = "") => el("figure", { class: cls }, el("img", { src, alt: caption }),
+      el("figcaption", { text: caption }));
+    const cue = occlude ? "lower half erased" : `${r.cue_bits} bits flipped`;
+    box.append(el("div", { class: "film" }, frame(r.stored, "stored"),
+      frame(r.cue, `${cue} · E=${formatEnergy(r.energies[0])}`),
+      ...r.steps.map((src, i) => frame(src, `step ${i + 1} · E=${formatEnergy(r.energies[i + 1])}`)),
+      frame(r.recalled, "recalled", "final")),
+      energyChart(r.energies),
+      el("p", { class: `outcome${r.recovered ? "" : " bad"}`, "data-testid": "outcome", text: r.recovered
+        ? `recalled stored image ${body.pattern} exactly, in ${r.steps.length} step(s) · ${r.ms} ms`
+        : `${r.bits_wrong} of ${r.bits} bits differ from stored image ${body.pattern}; the nearest stored image is ${r.nearest}` }));
+    return box;
+  }));
+}
+
+// -- lab -------------------------------------------------------------------------------------------
+async function loadLab() {
+  const body = await api("/api/lab");
+  if (!body.pages.length) {
+    $("#lab-list").replaceChildren();
+    $("#lab-page").replaceChildren(el("p", { class: "muted", text: body.hint }));
+    return;
+  }
+  $("#lab-list").replaceChildren(...body.pages.map(p => el("li", {}, el("button", { type: "button", "data-page": p.id,
+    title: p.title, text: p.id === "index" ? "Index: every claim and its verdict" : p.id, onclick: () => showLabPage(p.id) }))));
+  const wanted = body.pages.some(p => p.id === state.labPage) ? state.labPage : body.pages[0].id;
+  await showLabPage(wanted);
+}
+
+async function showLabPage(id) {
+  showError("lab", "");
+  try {
+    const body = await api(`/api/lab/${encodeURIComponent(id)}`);
+    const page = $("#lab-page");
+    page.innerHTML = body.html;  // rendered by the server from the lab's own markdown, raw HTML escaped
+    page.dataset.page = id;
+    for (const a of $$("a[data-lab-page]", page)) {
+      a.addEventListener("click", e => { e.preventDefault(); showLabPage(a.dataset.labPage); });
+    }
+    for (const s of $$("strong", page)) {
+      const m = s.textContent.trim().match(/^(?:Verdict: )?(supported|refuted|depends)\.?$/);
+      if (m) { s.classList.add(`verdict-${m[1]}`); s.dataset.testid = "verdict"; }
+    }
+    if (body.missing.length) page.append(el("p", { class: "muted", text: `figures not in the lab folder: ${body.missing.join(", ")}` }));
+    for (const b of $$("#lab-list button")) b.setAttribute("aria-current", b.dataset.page === id ? "page" : "false");
+    history.replaceState(null, "", `#lab/${id}`);
+  } catch (e) { showError("lab", e.message); }
+}
+
 // -- models ----------------------------------------------------------------------------------------
 async function loadModels() {
   const body = await api("/api/models");
@@ -450,11 +606,22 @@ function wire() {
   $("#forecast-run").addEventListener("change", forecastRunChanged);
   $("#forecast-file").addEventListener("change", () => { $('input[name="forecast-source"][value="csv"]').checked = true; });
   $("#forecast-go").addEventListener("click", () => busy($("#forecast-go"), forecast));
+  $("#speech-file").addEventListener("change", speechChosen);
+  $("#speech-go").addEventListener("click", () => busy($("#speech-go"), transcribe));
+  $('fieldset.runs[data-tab="hopfield"]').addEventListener("change", hopfieldRunsChanged);
+  $("#hopfield-pattern").addEventListener("change", markPattern);
+  $("#hopfield-corrupt").addEventListener("input", () => {
+    $("#hopfield-corrupt-value").value = `${Math.round(100 * Number($("#hopfield-corrupt").value))}%`;
+    $('input[name="hopfield-corruption"][value="flip"]').checked = true;
+  });
+  $("#hopfield-go").addEventListener("click", () => busy($("#hopfield-go"), recall));
+  $("#hopfield-random").addEventListener("click", () => { $("#hopfield-seed").value = Math.floor(Math.random() * 1e6); $("#hopfield-go").click(); });
   $("#models-filter").addEventListener("input", () => {
     const q = $("#models-filter").value.toLowerCase();
     for (const li of $$("#models-list li")) li.hidden = q && !li.textContent.toLowerCase().includes(q);
   });
-  const first = location.hash.slice(1);
+  const [first, labPage] = location.hash.slice(1).split("/");
+  state.labPage = labPage;
   showTab($(`#tabs button[data-tab="${first}"]`) ? first : "digits");
   loadRuns().then(() => { document.body.dataset.ready = "true"; })
     .catch(e => { $("#root-line").textContent = e.message; document.body.dataset.ready = "true"; });
