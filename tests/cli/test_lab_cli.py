@@ -12,11 +12,14 @@ import pytest
 
 from helpers import REPO, cli
 
-EXPERIMENTS = ["bidirectional-and-depth", "exposure-bias", "gradient-clipping", "gru-vs-lstm", "long-range",
-               "parallelism", "parameters-vs-length", "transformer-vs-rnn-time-to-quality", "vanishing-gradients"]
+EXPERIMENTS = sorted(["bidirectional-and-depth", "exposure-bias", "gradient-clipping", "gru-vs-lstm", "long-range",
+                      "parallelism", "parameters-vs-length", "transformer-vs-rnn-time-to-quality",
+                      "vanishing-gradients", "activations", "attention-and-length", "depth-and-residuals",
+                      "mode-collapse", "receptive-field", "regularisation", "the-articles-code",
+                      "translation-invariance", "weight-sharing"])
 
 
-def test_list_shows_the_nine_experiments(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_shows_every_experiment(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = cli(capsys, "lab", "list")
     assert rc == 0 and [line.split("\t")[0] for line in out.splitlines()] == EXPERIMENTS
     assert "long-range\tHow far back can each architecture remember?" in out and "(3 claims, 3 seeds" in out
@@ -83,3 +86,15 @@ def test_a_real_experiment_quick_run(capsys: pytest.CaptureFixture[str], tmp_pat
     assert (tmp_path / "vanishing-gradients" / "gradient-norms.png").is_file()
     page = (tmp_path / "vanishing-gradients.md").read_text()
     assert "| tinyshakespeare | init | RNN (tanh) |" in page
+
+
+@pytest.mark.slow
+def test_a_cnn_experiment_quick_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """receptive-field --quick: trains four fully convolutional probes on the two-marks images and writes a page
+    with a computed verdict, the receptive fields from the calculator and the figure."""
+    rc, out, _ = cli(capsys, "lab", "run", "receptive-field", "--quick", "--out", str(tmp_path))
+    assert rc == 0 and "(4 cells computed, 0 reused)" in out
+    summary = json.loads((tmp_path / "receptive-field" / "results.json").read_text())
+    assert summary["complete"] and summary["claims"][0]["verdict"]["outcome"] in ("supported", "refuted", "depends")
+    assert [row[1] for row in summary["tables"][0]["rows"]] == ["3", "7", "11", "17"]
+    assert (tmp_path / "receptive-field" / "accuracy-by-distance.png").is_file()

@@ -179,7 +179,8 @@ def write_index(out_dir: Path) -> Path:
             rows.append([f"[{name}]({name}.md)", claim["key"], f"**{outcome}**",
                          _duration(summary["timing"].get("compute_seconds", 0)), mode])
     lines = ["# archzoo claims lab", "",
-             "Each claim the articles make about sequence models, measured: an experiment per page with the claim "
+             "Each claim the articles make about sequence models, CNNs and training techniques, measured: an experiment "
+             "per page with the claim "
              "quoted, the rule that decides it (fixed in code before the run), tables of mean ± std over seeds, "
              "figures and the raw JSON. Rebuild these pages with `archzoo lab report DIR`; recompute with "
              "`archzoo lab all`.", "",

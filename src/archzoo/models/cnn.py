@@ -14,6 +14,16 @@ from archzoo.layers import AvgPool2d, Conv2d, Dropout, Linear, MaxPool2d
 from archzoo.models.base import ImageClassifier, check_dropout, check_widths
 from archzoo.models.registry import register_model
 
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+HEADS = ("flatten", "global_avg")
+
+
+def activation_layer(model: str, name: str) -> nn.Module:
+    """A fresh activation module by name (relu, tanh, sigmoid); an unknown name is one line."""
+    if name not in ACTIVATIONS:
+        raise UserError(f"{model} takes activation in {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
 
 class SimpleCNN(ImageClassifier):
     """Two conv blocks and two fully connected layers: the classic "simple CNN on MNIST".
@@ -22,23 +32,35 @@ class SimpleCNN(ImageClassifier):
         -> dropout -> FC(num_classes); convolutions use padding 1 so each pool halves H and W.
     Reference: the Keras / pytorch-examples MNIST CNN family (2 conv layers, 99.2-99.4% on MNIST).
     Shapes: x (B, C, H, W) with H, W divisible by 4 -> logits (B, num_classes).
+    Variants (the claims lab's ablations; the defaults are the model above): ``activation`` (relu, tanh,
+        sigmoid) everywhere; ``batch_norm`` after each convolution (Ioffe & Szegedy 2015); ``head``
+        "global_avg" averages the last feature maps over space before FC(hidden) instead of flattening
+        them (Lin et al. 2014, "Network in Network", global average pooling), so the head sees no position.
     """
 
     def __init__(self, in_channels: int, image_size: int, num_classes: int,
-                 channels: tuple[int, int], hidden: int, dropout: float):
+                 channels: tuple[int, int], hidden: int, dropout: float, activation: str = "relu",
+                 batch_norm: bool = False, head: str = "flatten"):
         super().__init__(in_channels, image_size, num_classes)
         if image_size % 4:
             raise UserError(f"simple_cnn needs an image size divisible by 4, got {image_size}")
         check_widths("simple_cnn", "channels and hidden", (*channels, hidden))
         check_dropout("simple_cnn", dropout)
+        if head not in HEADS:
+            raise UserError(f"simple_cnn takes head in {list(HEADS)}, got {head!r}")
         c1, c2 = channels
-        self.features = nn.Sequential(
-            Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(inplace=True), MaxPool2d(2),
-            Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), MaxPool2d(2),
-        )
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in ((in_channels, c1), (c1, c2)):
+            layers.append(Conv2d(fan_in, fan_out, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(fan_out))
+            layers += [activation_layer("simple_cnn", activation), MaxPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        pooled = [nn.AdaptiveAvgPool2d(1)] if head == "global_avg" else []
+        flat = c2 if head == "global_avg" else c2 * (image_size // 4) ** 2
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            Linear(c2 * (image_size // 4) ** 2, hidden), nn.ReLU(inplace=True), Dropout(dropout),
+            *pooled, nn.Flatten(),
+            Linear(flat, hidden), activation_layer("simple_cnn", activation), Dropout(dropout),
             Linear(hidden, num_classes),
         )
 
@@ -91,8 +113,9 @@ class LeNet5(ImageClassifier):
 
 @register_model("simple_cnn")
 def simple_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
-               channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.0) -> SimpleCNN:
-    return SimpleCNN(in_channels, image_size, num_classes, channels, hidden, dropout)
+               channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.0,
+               activation: str = "relu", batch_norm: bool = False, head: str = "flatten") -> SimpleCNN:
+    return SimpleCNN(in_channels, image_size, num_classes, channels, hidden, dropout, activation, batch_norm, head)
 
 
 @register_model("lenet5")

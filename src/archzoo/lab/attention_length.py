@@ -1,0 +1,158 @@
+"""attention-and-length: BLEU by source-length bucket on Multi30k test2016 (de -> en) for the LSTM seq2seq,
+the GRU context-vector model, Bahdanau attention and the Transformer, from the committed presets
+(Bahdanau et al. 2015, fig. 2). The models are trained by the experiment, or read from finished runs of the
+presets: set ``ARCHZOO_LAB_TRANSLATION_RUNS`` to a folder holding one run folder per preset, named after
+it (``multi30k-attention/`` ...), and the cells read each run's test report instead of training."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from archzoo.errors import UserError
+from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, group, mean, register_experiment
+from archzoo.lab.runner import run_training
+
+PRESETS = {  # preset -> label
+    "multi30k-lstm": "LSTM seq2seq (Sutskever et al.)",
+    "multi30k-gru_context": "GRU context vector (Cho et al.)",
+    "multi30k-attention": "GRU + attention (Bahdanau et al.)",
+    "multi30k-transformer": "Transformer",
+}
+CONTEXT_VECTOR = ("multi30k-lstm", "multi30k-gru_context")
+ATTENTION = "multi30k-attention"
+REUSE_ENV = "ARCHZOO_LAB_TRANSLATION_RUNS"
+DROP_MARGIN = 2.0  # BLEU points
+MIN_SENTENCES = 100  # the "long" bucket is the longest holding at least this many test sentences
+LONG_MARGIN = 1.0
+
+
+def bucket_scores(report: dict[str, Any]) -> list[list[Any]]:
+    """test2016's [bucket, beam BLEU, sentences] from a translation run's test report (eval.json)."""
+    try:
+        return [list(b) for b in report["test_sets"]["test2016"]["bleu_by_length"]]
+    except KeyError:
+        raise UserError("the translation run's test report has no test2016 BLEU by length; rerun its test "
+                        "(`archzoo eval RUN`)") from None
+
+
+def long_bucket(buckets: list[list[Any]]) -> int:
+    """Index of the longest source-length bucket with at least MIN_SENTENCES sentences (test2016's 25+ bucket
+    holds only a handful, too few for a corpus BLEU)."""
+    return max(k for k, b in enumerate(buckets) if b[2] >= MIN_SENTENCES)
+
+
+@register_experiment
+class AttentionAndLength(Experiment):
+    name = "attention-and-length"
+    title = "Does attention remove the context vector's trouble with long sentences? BLEU by source length"
+    quick_seeds = 1
+    default_seeds = 1  # each model is one preset run (hours); seeds multiply that
+    full_minutes = "estimated 8 h on one thread of this project's shared 2-core machine (the presets' full training)"
+    claims = (
+        Claim("context-vector-hurts-long-sentences",
+              "A potential issue with this encoder-decoder approach is that a neural network needs to be able to "
+              "compress all the necessary information of a source sentence into a fixed-length vector. This may "
+              "make it difficult for the neural network to cope with long sentences, especially those that are "
+              "longer than the sentences in the training corpus.",
+              "Bahdanau, Cho & Bengio 2015, \"Neural Machine Translation by Jointly Learning to Align and Translate\", "
+              "ICLR, arXiv:1409.0473, Sec. 1 and fig. 2.",
+              f"drop = BLEU on the shortest source bucket (1-9 tokens) minus BLEU on the long bucket (the longest "
+              f"holding at least {MIN_SENTENCES} of the test2016 sentences), beam: supported if both "
+              f"context-vector models (LSTM, GRU context) drop at least {DROP_MARGIN:g} "
+              f"BLEU more than the attention model and the attention model scores at least {LONG_MARGIN:g} BLEU "
+              f"above both on the long bucket; refuted if the attention model scores no higher than the better "
+              f"context-vector model on the long bucket; depends otherwise."),
+    )
+
+    def steps(self, quick: bool) -> int:
+        return 300 if quick else 0  # 0: the presets' own epochs
+
+    def setup(self, quick: bool) -> str:
+        budget = (f"trained by the one Trainer for {self.steps(quick)} steps each (a quick run: far from the "
+                  f"presets' quality), float32, test2016 only, beam 1, no length-penalty search" if quick else
+                  "trained by the one Trainer with their presets' full recipes (or read from finished preset runs "
+                  f"in ${REUSE_ENV})")
+        presets = ", ".join(f"`{p}` ({label})" for p, label in PRESETS.items())
+        return (f"Multi30k de -> en. The four committed presets ({presets}), "
+                f"{budget}. The test report of each run gives the corpus sacreBLEU of the beam hypotheses of "
+                f"test2016 (1,000 sentences) in source-length buckets of 1-9, 10-14, 15-19, 20-24 and 25+ tokens "
+                f"(whitespace tokens of the German source); the figure is Bahdanau et al.'s fig. 2 on this data.")
+
+    def cells(self, quick: bool, seeds: Sequence[int]) -> list[Cell]:
+        reuse = os.environ.get(REUSE_ENV, "")
+        return [Cell({"preset": p, "steps": self.steps(quick), **({"reuse": reuse} if reuse and not quick else {})},
+                     s, p) for s in seeds for p in PRESETS]
+
+    def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
+        from archzoo.training.config import load_preset
+
+        c = cell.config
+        if c.get("reuse"):
+            report = Path(c["reuse"]) / c["preset"] / "eval.json"
+            if not report.is_file():
+                raise UserError(f"{report} does not exist: ${REUSE_ENV} must hold one finished run folder per preset")
+            data = json.loads(report.read_text())
+            return {"buckets": bucket_scores(data), "bleu": data.get("bleu"), "source": str(report)}
+        config = load_preset(c["preset"])
+        config.pop("description", None)
+        config["train"] = {**config["train"], "seed": cell.seed}
+        if c["steps"]:
+            config["train"].update({"max_steps": c["steps"], "eval_every_steps": c["steps"], "precision": "fp32"})
+            config["data"] = {**config["data"], "test_sets": ["test2016"], "beam_size": 1, "length_penalties": []}
+        result = run_training(config, work_dir, data_dir)
+        return {"buckets": bucket_scores(result.test), "bleu": result.test.get("bleu"), "source": "trained"}
+
+    # -- analysis ---------------------------------------------------------------------------------
+    def _scores(self, results: list[CellResult]) -> dict[str, list[float]]:
+        """preset -> mean BLEU per bucket over seeds."""
+        out = {}
+        for (preset,), runs in group(results, "preset").items():
+            out[preset] = [mean([r.result["buckets"][k][1] for r in runs]) for k in range(len(runs[0].result["buckets"]))]
+        return out
+
+    def tables(self, results: list[CellResult]) -> list[Table]:
+        scores = self._scores(results)
+        labels = [f"{b[0]} (n={b[2]})" for b in results[0].result["buckets"]]
+        k = long_bucket(results[0].result["buckets"])
+        rows = [[PRESETS[p], *(f"{v:.1f}" for v in vals), f"{vals[0] - vals[k]:+.1f}",
+                 f"{mean([r.result['bleu'] or 0.0 for r in results if r.config['preset'] == p]):.1f}"]
+                for p, vals in scores.items()]
+        return [Table("test2016 beam BLEU by source length (tokens), mean over seeds",
+                      ["model", *labels, f"drop (1-9 minus {results[0].result['buckets'][k][0]})", "corpus BLEU"], rows)]
+
+    def figures(self, results: list[CellResult], out_dir: Path) -> list[Figure]:
+        from archzoo.viz.plots import Panel, plot_panels
+
+        scores = self._scores(results)
+        xs = list(range(len(results[0].result["buckets"])))
+        panel = Panel("Multi30k de -> en, test2016", "source-length bucket: " +
+                      ", ".join(f"{k}: {b[0]}" for k, b in zip(xs, results[0].result["buckets"], strict=True)),
+                      "BLEU", {PRESETS[p]: (xs, vals, None) for p, vals in scores.items()})
+        path = plot_panels([panel], out_dir / "bleu-by-length.png", "BLEU against source length (Bahdanau et al. fig. 2)")
+        return [Figure(path, "Corpus BLEU of each source-length bucket; a context-vector model's line falling faster "
+                             "than the attention model's is the bottleneck the claim describes.")]
+
+    def decide(self, results: list[CellResult]) -> list[Verdict]:
+        scores = self._scores(results)
+        k = long_bucket(results[0].result["buckets"])
+        drop = {p: v[0] - v[k] for p, v in scores.items()}
+        longest = {p: v[k] for p, v in scores.items()}
+        numbers: dict[str, Any] = {"long bucket": results[0].result["buckets"][k][0]}
+        numbers.update({f"{p} drop": round(d, 2) for p, d in drop.items()})
+        numbers.update({f"{p} long-bucket BLEU": round(v, 2) for p, v in longest.items()})
+        att = ATTENTION
+        if all(drop[p] >= drop[att] + DROP_MARGIN and longest[att] >= longest[p] + LONG_MARGIN for p in CONTEXT_VECTOR):
+            return [Verdict("context-vector-hurts-long-sentences", "supported", numbers,
+                            "both context-vector models lose more BLEU from the shortest to the long sources than "
+                            "the attention model, which leads on the long bucket.")]
+        if longest[att] <= max(longest[p] for p in CONTEXT_VECTOR):
+            return [Verdict("context-vector-hurts-long-sentences", "refuted", numbers,
+                            "the attention model scores no higher than the better context-vector model on the long "
+                            "sources.")]
+        return [Verdict("context-vector-hurts-long-sentences", "depends", numbers,
+                        "attention leads on the long sources, but not by the margins the rule asks for in both "
+                        "comparisons.")]
