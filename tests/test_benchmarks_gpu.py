@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ def test_refuses_without_cuda_in_one_line(tmp_path: Path, capsys: pytest.Capture
     assert err.count("\n") == 0 and "no CUDA device is visible" in err and "--device cpu" in err
     assert not (tmp_path / "gpu.json").exists()
     script = subprocess.run([str(REPO / "benchmarks" / "gpu.sh"), "--out", str(tmp_path / "gpu.json")],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
     assert script.returncode == 2 and "no CUDA device is visible" in script.stderr
 
 

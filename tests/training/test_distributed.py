@@ -99,7 +99,11 @@ def torchrun(tmp_path: Path, launch: list[str], args: list[str]) -> subprocess.P
 def finish(proc: subprocess.Popen) -> str:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
-    assert "Traceback" not in err
+    # torchrun's agent logs a traceback when the agent holding the rendezvous store leaves first while the
+    # other still waits in its exit barrier ("Error waiting on exit barrier", exit status still 0): a race
+    # between the launchers, not the workers'. Every other traceback fails the test.
+    ours = [line for line in err.splitlines() if "elastic/agent/server/api.py:" not in line]
+    assert not any("Traceback" in line for line in ours), err[-3000:]
     return out
 
 
