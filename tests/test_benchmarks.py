@@ -14,7 +14,7 @@ from archzoo.benchmarks.base import alternate
 from archzoo.benchmarks.generation import gpt_generation, lstm_generation, weight_bytes_per_token
 from archzoo.benchmarks.gpt import gpt_throughput
 from archzoo.benchmarks.lm import lstm_throughput
-from archzoo.benchmarks.mnist import throughput
+from archzoo.benchmarks.mnist import check_steps, throughput, time_to_99
 from archzoo.benchmarks.sentence import cross_validate
 from archzoo.benchmarks.translation import train_translator
 from archzoo.errors import UserError
@@ -51,6 +51,23 @@ def test_throughput_benchmarks_run(tmp_path: Path) -> None:
     assert result["value"] > 0 and len(result["trainer_images_per_s"]) == 1
     result = lstm_throughput(tmp_path, steps=1, warmup=1, rounds=1)
     assert result["value"] > 0 and result["generation_chars_per_s_batch1_fp32"] > 0
+
+
+def test_time_to_99_checks_the_end_of_the_run_and_its_last_step() -> None:
+    assert check_steps(350, 25, 0.8) == {300, 325, 350}
+    assert check_steps(340, 25, 0.8) == {275, 300, 325, 340}
+    assert check_steps(2, 25, 0.8) == {2} and check_steps(100, 50, 0.0) == {50, 100}
+
+
+@needs_shared_data
+def test_time_to_99_runs_every_seed_and_counts_a_miss_as_infinity(tmp_path: Path) -> None:
+    import math
+
+    result = time_to_99(tmp_path, seeds=2, overrides=("train.max_steps=3", "train.precision='fp32'"))
+    assert [r["seed"] for r in result["runs"]] == [0, 1] and result["preset"] == "mnist-time-to-99"
+    assert all(r["steps"] == 3 and [t[0] for t in r["trajectory_step_seconds_accuracy"]] == [3] for r in result["runs"])
+    assert not result["all_reached_99"] and result["value"] == result["worst_seconds"] == math.inf
+    assert result["runs"][0]["final_test_accuracy"] != result["runs"][1]["final_test_accuracy"]  # other seeds
 
 
 @needs_shared_data

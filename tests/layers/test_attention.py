@@ -143,6 +143,20 @@ def test_sdpa_fully_masked_row_gives_zeros_and_finite_gradients(dtype):
     torch.testing.assert_close(ref[0][keep], want[keep], **TOL[dtype])
 
 
+def test_sdpa_fused_attends_in_float32_in_a_cpu_bf16_training_step():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 5, 4, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = scaled_dot_product_attention_fused(q, k, v, is_causal=True)
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True).bfloat16()
+    assert out.dtype == torch.bfloat16 and torch.equal(out, expected)
+    out.float().sum().backward()
+    assert q.grad is not None and q.grad.dtype == torch.bfloat16
+    with torch.no_grad():  # inference keeps the bf16 kernel
+        assert torch.equal(scaled_dot_product_attention_fused(q, k, v, is_causal=True),
+                           F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
 def test_sdpa_fused_zeroes_rows_a_kernel_leaves_nan(monkeypatch):
     """Some CUDA kernels give NaN for a query with no key; the fused path must give zeros on every backend."""
     kernel = F.scaled_dot_product_attention

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,15 +144,10 @@ def gpt_part(device: torch.device, tiny: bool, work: Path, results: dict[str, An
 def mnist_part(device: torch.device, tiny: bool, work: Path, seeds: int, **_: Any) -> dict[str, Any]:
     from archzoo.benchmarks.mnist import time_to_99
 
-    runs = []
-    for seed in range(seeds):
-        overrides = (f"train.seed={seed}", *(("train.max_steps=2", "train.precision='fp32'") if tiny else ()))
-        runs.append(time_to_99(work / f"mnist-{seed}", eval_interval=2 if tiny else 50, device=device.type,
-                               overrides=overrides))
-    seconds = [r["value"] for r in runs]
-    return {"median_seconds": statistics.median(seconds), "worst_seconds": max(seconds),
-            "all_reached_99": all(r["reached_99"] for r in runs), "seconds": seconds,
-            "steps": [r["steps"] for r in runs], "preset": runs[0]["preset"]}
+    overrides = ("train.max_steps=2", "train.precision='fp32'") if tiny else ()
+    result = time_to_99(work / "mnist", seeds, device=device.type, overrides=overrides)
+    return {k: result[k] for k in ("median_seconds", "worst_seconds", "all_reached_99", "seconds", "preset")} | {
+        "steps": [r["steps"] for r in result["runs"]]}
 
 
 def lstm_part(device: torch.device, tiny: bool, work: Path, **_: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -34,16 +36,27 @@ for _model, _target in (("simple_cnn", 0.993), ("lenet5", 0.991), ("mlp", 0.983)
                        f"{_model} trained with preset mnist-{_model}; accuracy on the 10,000 MNIST test images")(_run)
 
 
-@register_benchmark("mnist-time-to-99", "wall_seconds_to_99", 30.0, "<=",
-                    "wall seconds from the start of training until MNIST test accuracy >= 99.0% "
-                    "(test accuracy checked every eval_interval steps; the checks' time is counted)")
-def time_to_99(work_dir: Path, eval_interval: int = 50, device: str = "auto",
-               overrides: tuple[str, ...] = ()) -> dict[str, Any]:
-    cfg = resolve_config("mnist-fast", list(overrides))
+TIME_TO_99_PRESET = "mnist-time-to-99"
+TIME_TO_99_SEEDS = 5
+
+
+def check_steps(total_steps: int, check_every: int, check_from: float) -> set[int]:
+    """The optimizer steps after which the time-to-99 run checks test accuracy: every ``check_every``
+    steps from ``check_from`` x the run's length on, and the last step."""
+    first = max(1, math.ceil(check_from * total_steps))
+    return {s for s in range(first, total_steps + 1) if s % check_every == 0} | {total_steps}
+
+
+def seconds_to_99(work_dir: Path, seed: int = 0, check_every: int = 25, check_from: float = 0.8,
+                  device: str = "auto", overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One run of preset mnist-time-to-99 with ``train.seed=seed``: wall seconds from the start of
+    ``fit()`` until a check of the 10,000 test images reads >= 99.0% (the run stops there). The
+    checks run inside the timed window, so their cost is counted."""
+    cfg = resolve_config(TIME_TO_99_PRESET, [*overrides, f"train.seed={seed}"])
     trajectory: list[tuple[int, float, float]] = []
 
     def check(trainer: Trainer) -> None:
-        if trainer.step % eval_interval == 0 or trainer.step == trainer.total_steps:
+        if trainer.step in checks:
             accuracy = trainer.evaluate("test")["accuracy"]
             trajectory.append((trainer.step, round(time.perf_counter() - start, 2), accuracy))
             if accuracy >= 0.99:
@@ -51,13 +64,30 @@ def time_to_99(work_dir: Path, eval_interval: int = 50, device: str = "auto",
 
     trainer = Trainer(cfg, work_dir / "run", device=device, progress=False, verbose=False, overwrite=True,
                       on_step=check)
+    checks = check_steps(trainer.total_steps, check_every, check_from)
     start = time.perf_counter()
     result = trainer.fit()
     reached = [t for t in trajectory if t[2] >= 0.99]
-    # not reaching 99% is recorded as the whole run's time, which fails the target
-    return {"value": reached[0][1] if reached else trajectory[-1][1], "reached_99": bool(reached), "steps": result.step,
-            "final_test_accuracy": trajectory[-1][2], "preset": "mnist-fast",
+    # not reaching 99% is recorded as the whole run's time, and as not reached
+    return {"seed": seed, "seconds": reached[0][1] if reached else trajectory[-1][1], "reached_99": bool(reached),
+            "steps": result.step, "final_test_accuracy": trajectory[-1][2],
             "trajectory_step_seconds_accuracy": trajectory}
+
+
+@register_benchmark("mnist-time-to-99", "median_wall_seconds_to_99", 10.0, "<=",
+                    f"wall seconds from the start of training until MNIST test accuracy >= 99.0% with preset "
+                    f"{TIME_TO_99_PRESET}, median of {TIME_TO_99_SEEDS} seeds (a seed that never reaches 99% "
+                    "counts as infinity); test accuracy is checked every check_every steps over the last "
+                    "(1 - check_from) of the run and at its end, and the checks' time is counted")
+def time_to_99(work_dir: Path, seeds: int = TIME_TO_99_SEEDS, check_every: int = 25, check_from: float = 0.8,
+               device: str = "auto", overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    runs = [seconds_to_99(work_dir / f"seed-{seed}", seed, check_every, check_from, device, overrides)
+            for seed in range(seeds)]
+    seconds = [r["seconds"] if r["reached_99"] else math.inf for r in runs]
+    return {"value": statistics.median(seconds), "median_seconds": statistics.median(seconds),
+            "worst_seconds": max(seconds), "all_reached_99": all(r["reached_99"] for r in runs),
+            "seconds": [r["seconds"] for r in runs], "preset": TIME_TO_99_PRESET, "overrides": list(overrides),
+            "check_every": check_every, "check_from": check_from, "runs": runs}
 
 
 @register_benchmark("mnist-throughput", "trainer_over_bare_ratio", 0.95, ">=",

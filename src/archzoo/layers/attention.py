@@ -112,8 +112,17 @@ def scaled_dot_product_attention_fused(query: Tensor, key: Tensor, value: Tensor
         # the kernel's own is_causal aligns the diagonal top-left; queries after a cache need bottom-right
         causal = causal_mask(query.shape[-2], key.shape[-2], query.device)
         mask, is_causal = (causal if mask is None else mask & causal), False
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p,
-                                         is_causal=is_causal, scale=scale)
+    dtype = query.dtype
+    if query.device.type == "cpu" and dtype == torch.bfloat16 and query.requires_grad and torch.is_grad_enabled():
+        # the CPU flash kernel's backward is about 4x slower in bf16 than in float32 (measured at d_k 32, T 64;
+        # benchmarks/README.md, "Performance round 2"), so a bf16 training step attends in float32 (autocast
+        # off: it would cast the inputs back to bf16)
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(query.float(), key.float(), value.float(), attn_mask=mask,
+                                                 dropout_p=dropout_p, is_causal=is_causal, scale=scale).to(dtype)
+    else:
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p,
+                                             is_causal=is_causal, scale=scale)
     if mask is not None:  # zero rows with no key on every backend (some CUDA kernels give NaN there)
         out = torch.where(mask.any(dim=-1, keepdim=True), out, 0.0)
     return out

@@ -29,7 +29,8 @@ class SimpleCNN(ImageClassifier):
     """Two conv blocks and two fully connected layers: the classic "simple CNN on MNIST".
 
     Math: conv3x3(32) -> ReLU -> maxpool2 -> conv3x3(64) -> ReLU -> maxpool2 -> FC(128) -> ReLU
-        -> dropout -> FC(num_classes); convolutions use padding 1 so each pool halves H and W.
+        -> dropout -> FC(num_classes); convolutions use padding 1 so each pool halves H and W. The
+        module pools before the activation: maxpool(act(x)) = act(maxpool(x)) for a non-decreasing act.
     Reference: the Keras / pytorch-examples MNIST CNN family (2 conv layers, 99.2-99.4% on MNIST).
     Shapes: x (B, C, H, W) with H, W divisible by 4 -> logits (B, num_classes).
     Variants (the claims lab's ablations; the defaults are the model above): ``activation`` (relu, tanh,
@@ -54,7 +55,9 @@ class SimpleCNN(ImageClassifier):
             layers.append(Conv2d(fan_in, fan_out, 3, padding=1, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(fan_out))
-            layers += [activation_layer("simple_cnn", activation), MaxPool2d(2)]
+            # pooling first: max commutes with a non-decreasing activation (ReLU, tanh, sigmoid), so this is
+            # the same function with the activation on a quarter of the elements
+            layers += [MaxPool2d(2), activation_layer("simple_cnn", activation)]
         self.features = nn.Sequential(*layers)
         pooled = [nn.AdaptiveAvgPool2d(1)] if head == "global_avg" else []
         flat = c2 if head == "global_avg" else c2 * (image_size // 4) ** 2
