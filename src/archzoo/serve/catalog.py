@@ -17,7 +17,7 @@ from archzoo.errors import UserError
 # on two CPU cores)
 TABS: dict[str, tuple[str, str]] = {
     "classification": ("digits", "archzoo train mnist-fast (about a minute)"),
-    "language_model": ("text", "archzoo train shakespeare-gpt-fast (about 3 minutes) or names-lstm (2 minutes)"),
+    "language_model": ("text", "archzoo train shakespeare-gpt-fast (under a minute) or names-lstm (2 minutes)"),
     "translation": ("translate", "archzoo train multi30k-attention (about an hour; needs the Multi30K data)"),
     "image_generation": ("images", "archzoo train mnist-cgan (a few minutes)"),
     "sentence_classification": ("sentiment", "archzoo train mr-textcnn (about 2 minutes; needs the MR data)"),
