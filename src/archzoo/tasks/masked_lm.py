@@ -12,10 +12,9 @@ Reference: Devlin, Chang, Lee & Toutanova 2019, "BERT", arXiv:1810.04805, Sec. 3
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,12 @@ from archzoo.data.text import load_text
 from archzoo.data.translation import load_parallel
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
-from archzoo.tasks.base import Task, TensorPairSplits, length_buckets, register_task
+from archzoo.tasks.base import Task, length_buckets, register_task
 from archzoo.tasks.sentence_classification import (
     SentenceClassification,
     SentenceClassificationConfig,
+    WordSplits,
+    has_masked_lm,
     masked_lm_logits,
     masked_lm_loss,
     masking_draw,
@@ -114,7 +115,7 @@ def pretraining_corpus(cfg: MaskedLMConfig, data_dir: str | Path | None = None) 
 
 
 @register_task("masked_lm")
-class MaskedLM(TensorPairSplits, Task):
+class MaskedLM(WordSplits, Task):
     """Pre-train a model with a ``masked_lm`` read-out (``bert_classifier``) on the pooled corpus; metrics:
     masked-LM loss (nats per chosen token) and the accuracy of predicting the original token there."""
 
@@ -151,30 +152,11 @@ class MaskedLM(TensorPairSplits, Task):
             ids = pad_batch([self.vocab.encode(sentences[i]) for i in idx], cfg.max_tokens)
             self._splits[name] = (ids.to(self.device), (ids != PAD_ID).sum(1).to(self.device))
 
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name not in ("train", "val", "test"):
-            raise UserError(f"no {name!r} split; choose one of train, val, test")
-        if not self._splits:
-            self._load()
-        return self._splits[name]
-
-    def has_split(self, name: str) -> bool:
-        return name in ("train", "val", "test")
-
-    def resolved_config(self) -> MaskedLMConfig:
-        if self.vocab is None:
-            self._load()
-        assert self.vocab is not None
-        return replace(self.cfg, vocab=tuple(self.vocab.words))
-
     def model_args(self) -> dict[str, Any]:
-        if self.vocab is None:
-            self._load()
-        assert self.vocab is not None
-        return {"vocab_size": len(self.vocab), "pad_id": PAD_ID}
+        return {"vocab_size": len(self.loaded_vocab()), "pad_id": PAD_ID}
 
     def init_model(self, model: nn.Module) -> None:
-        if "masked_lm" not in inspect.signature(model.forward).parameters:
+        if not has_masked_lm(model):
             raise UserError(f"the masked_lm task needs a model with a masked-LM read-out (bert_classifier), "
                             f"not {type(model).__name__}")
 

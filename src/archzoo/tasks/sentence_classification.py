@@ -95,8 +95,40 @@ def masked_lm_loss(model: nn.Module, ids: torch.Tensor, draw: torch.Tensor, word
     return F.cross_entropy(logits.float(), targets)
 
 
+def has_masked_lm(model: nn.Module) -> bool:
+    """Whether the model can read its encoder out as a masked LM (``forward(..., masked_lm=...)``)."""
+    return "masked_lm" in inspect.signature(model.forward).parameters
+
+
+class WordSplits(TensorPairSplits):
+    """For tasks over word ids whose ``_load`` builds the WordVocab ``self.vocab`` (unless the config gives
+    one) and fills ``self._splits`` train, val and test on first use; the vocabulary is saved in the run's
+    config (``cfg.vocab``)."""
+
+    vocab: WordVocab | None
+
+    def split(self, name: str) -> tuple[torch.Tensor, ...]:
+        if name not in ("train", "val", "test"):
+            raise UserError(f"no {name!r} split; choose one of train, val, test")
+        if not self._splits:
+            self._load()
+        return self._splits[name]
+
+    def has_split(self, name: str) -> bool:
+        return name in ("train", "val", "test")
+
+    def loaded_vocab(self) -> WordVocab:
+        if self.vocab is None:
+            self._load()
+        assert self.vocab is not None
+        return self.vocab
+
+    def resolved_config(self) -> Any:
+        return replace(self.cfg, vocab=tuple(self.loaded_vocab().words))
+
+
 @register_task("sentence_classification")
-class SentenceClassification(TensorPairSplits, Task):
+class SentenceClassification(WordSplits, Task):
     Config = SentenceClassificationConfig
     primary_metric = "accuracy"
     higher_is_better = True
@@ -147,13 +179,6 @@ class SentenceClassification(TensorPairSplits, Task):
             rows = [self.vocab.encode(tokens[i]) for i in idx.tolist()]
             self._splits[name] = (pad_batch(rows, cfg.max_tokens).to(self.device), labels[idx].to(self.device))
 
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name not in ("train", "val", "test"):
-            raise UserError(f"no {name!r} split; choose one of train, val, test")
-        if not self._splits:
-            self._load()
-        return self._splits[name]
-
     def encode(self, sentences: list[str]) -> torch.Tensor:
         """Padded ids (B, T) of user sentences; an empty sentence, or one of unknown words only, raises
         one line naming it and the fix."""
@@ -172,22 +197,13 @@ class SentenceClassification(TensorPairSplits, Task):
         return pad_batch(rows, self.cfg.max_tokens)
 
     # -- the trainer contract --------------------------------------------------------------------
-    def resolved_config(self) -> SentenceClassificationConfig:
-        if self.vocab is None:
-            self._load()
-        assert self.vocab is not None
-        return replace(self.cfg, vocab=tuple(self.vocab.words))
-
     def model_args(self) -> dict[str, Any]:
-        if self.vocab is None:
-            self._load()
-        assert self.vocab is not None
-        return {"vocab_size": len(self.vocab), "num_classes": len(self.classes), "pad_id": PAD_ID}
+        return {"vocab_size": len(self.loaded_vocab()), "num_classes": len(self.classes), "pad_id": PAD_ID}
 
     def init_model(self, model: nn.Module) -> None:
         """Data-dependent initialisation: a model with ``fit_counts(ids, labels)`` (NBSVM's log-count
         ratios) reads the training part once."""
-        if self.cfg.uses_mlm and "masked_lm" not in inspect.signature(model.forward).parameters:
+        if self.cfg.uses_mlm and not has_masked_lm(model):
             raise UserError(f"data.mlm_weight and data.mlm_pretrain_epochs need a model with a masked-LM head "
                             f"(bert_classifier), not {type(model).__name__}; set both to 0")
         fit = getattr(model, "fit_counts", None)
@@ -201,9 +217,6 @@ class SentenceClassification(TensorPairSplits, Task):
         epoch (a resumed run too), which is how the task knows whether it is pre-training."""
         self.epoch = epoch
         return length_buckets((self.split("train")[0] != PAD_ID).sum(1), batch_size, seed, epoch)
-
-    def has_split(self, name: str) -> bool:
-        return name in ("train", "val", "test")
 
     @property
     def pretraining(self) -> bool:
