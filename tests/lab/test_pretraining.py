@@ -44,6 +44,7 @@ def test_pretraining_helps_rule_pairs_folds(gains: list[float], outcome: str) ->
     verdict = EXP.decide(records(scratch, [a + g for a, g in zip(scratch, gains, strict=True)]))[0]
     assert verdict.outcome == outcome
     assert verdict.numbers["pairs_won"] == f"{sum(g > 0 for g in gains)}/4"
+    assert "0.40 nats per masked token below a word-frequency guess" in verdict.reason  # 6.9 - 6.5
 
 
 def test_the_cnn_comparison_is_not_measured_off_the_benchmark_protocol() -> None:

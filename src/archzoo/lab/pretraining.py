@@ -231,7 +231,7 @@ class Pretraining(Experiment):
         from archzoo.viz.plots import Panel, plot_panels
 
         pairs = sorted(self._pairs(results))
-        xs = list(range(len(pairs)))
+        xs = [fold + seed / 10 for fold, seed, _, _ in pairs]  # seeds of a fold side by side
         series = {"from scratch": (xs, [a * 100 for _, _, a, _ in pairs], None),
                   "pre-trained": (xs, [b * 100 for _, _, _, b in pairs], None)}
         bench = self._benchmarks(results)
@@ -239,34 +239,44 @@ class Pretraining(Experiment):
         curves = {f"fold {r.config['fold']} seed {r.seed}": ([p[0] for p in r.result["pretraining"]["val_curve"]],
                                                              [p[1] for p in r.result["pretraining"]["val_curve"]], None)
                   for r in results if r.config["arm"] == "pretrained"}
-        path = plot_panels([Panel("MR test accuracy per (fold, seed) pair", "pair (fold, seed in table order)",
+        path = plot_panels([Panel("MR test accuracy per (fold, seed) pair", "test fold (+ seed / 10)",
                                   "test accuracy (%)", series, hlines=hlines),
                             Panel("masked-LM validation loss during pre-training", "step", "nats per masked token",
-                                  curves)],
+                                  curves, hlines={"unigram guess (test, mean)": mean(
+                                      [r.result["pretraining"]["test"]["unigram_loss"] for r in results
+                                       if r.config["arm"] == "pretrained"])})],
                            out_dir / "pretraining.png", "Masked-LM pre-training, then fine-tuning on MR")
         return [Figure(path, "Left: test accuracy of the same encoder from scratch and pre-trained, per fold (lines: "
                              "the committed TextCNN and NBSVM means over the same folds, full grid only). Right: the "
-                             "masked-LM loss on held-out sentences during pre-training.")]
+                             "masked-LM loss on held-out sentences during pre-training, against the loss of guessing "
+                             "by word frequency alone.")]
 
     def decide(self, results: list[CellResult]) -> list[Verdict]:
         pairs = self._pairs(results)
         deltas = [b - a for _, _, a, b in pairs]
         gain = mean(deltas)
+        tests = [r.result["pretraining"]["test"] for r in results if r.config["arm"] == "pretrained"]
+        beyond_unigram = mean([t["unigram_loss"] - t["loss"] for t in tests])
         numbers = {"mean_gain_points": round(gain * 100, 2), "std_gain_points": round(std(deltas) * 100, 2),
                    "pairs_won": f"{sum(d > 0 for d in deltas)}/{len(deltas)}",
                    "scratch_accuracy": round(mean([a for _, _, a, _ in pairs]), 4),
-                   "pretrained_accuracy": round(mean([b for _, _, _, b in pairs]), 4)}
+                   "pretrained_accuracy": round(mean([b for _, _, _, b in pairs]), 4),
+                   "mlm_nats_below_unigram": round(beyond_unigram, 3)}
+        # context for the reader, not part of the rule: did the masked LM learn more than word frequencies?
+        learned = (f" The masked LM ends {beyond_unigram:.2f} nats per masked token below a word-frequency guess."
+                   if beyond_unigram > 0 else f" The masked LM ends {-beyond_unigram:.2f} nats per masked token "
+                   "*above* a word-frequency guess: the pre-training learned less than word frequencies.")
         if gain >= GAIN and all(d > 0 for d in deltas):
             helps = Verdict("pretraining-helps", "supported", numbers, f"pre-training adds {gain * 100:.2f} points on "
-                            f"average and wins in all {len(deltas)} pairs.")
+                            f"average and wins in all {len(deltas)} pairs." + learned)
         elif gain < NO_GAIN:
             helps = Verdict("pretraining-helps", "refuted", numbers, f"pre-training changes test accuracy by "
                             f"{gain * 100:+.2f} points on average (the rule asks for at least {NO_GAIN * 100:.1f} "
-                            f"to call it any help): at this amount of text it does not help.")
+                            f"to call it any help): at this amount of text it does not help." + learned)
         else:
             helps = Verdict("pretraining-helps", "depends", numbers, f"pre-training adds {gain * 100:.2f} points on "
                             f"average, winning {numbers['pairs_won']} pairs (the rule asks for >= "
-                            f"{GAIN * 100:.0f} points and every pair).")
+                            f"{GAIN * 100:.0f} points and every pair)." + learned)
         bench = self._benchmarks(results)
         folds = {r.config["fold"] for r in results}
         pretrained = numbers["pretrained_accuracy"]
