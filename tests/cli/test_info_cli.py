@@ -37,7 +37,8 @@ def test_info_simple_cnn(capsys: pytest.CaptureFixture[str]) -> None:
     rows = layer_rows(out)
     assert list(rows)[:3] == ["features.0", "features.1", "features.2"] and len(rows) == 11
     assert rows["features.0"] == ["Conv2d", "[1, 32, 28, 28]", "320", str(2 * 28 * 28 * 32 * 9)]
-    assert rows["features.5"][:2] == ["MaxPool2d", "[1, 64, 7, 7]"]
+    # pooling before the activation (the same function, the activation on a quarter of the elements)
+    assert rows["features.4"][:2] == ["MaxPool2d", "[1, 64, 7, 7]"] and rows["features.5"][:2] == ["ReLU", "[1, 64, 7, 7]"]
     assert rows["classifier.4"] == ["Linear", "[1, 10]", "1290", str(2 * 128 * 10)]
     assert re.search(r"^total\s+421,642\s+[\d,]+\s+[\d.]+$", out, re.M)
     assert "parameters: 421,642 (1.61 MiB fp32)" in out

@@ -205,3 +205,17 @@ def test_the_family_learns_a_batch_of_real_digits_at_low_resolution() -> None:
             optimizer.step()
             losses.append(loss.item())
         assert losses[-1] < 0.25 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_simple_cnn_pooling_before_the_activation_is_the_classic_order(activation: str, batch_norm: bool) -> None:
+    torch.manual_seed(0)
+    model = create_model("simple_cnn", channels=(4, 8), hidden=16, activation=activation, batch_norm=batch_norm).eval()
+    x = torch.randn(3, 1, 28, 28)
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)] or [nn.Identity(), nn.Identity()]
+    h = x
+    for conv, norm in zip(convs, norms, strict=True):
+        h = nn.functional.max_pool2d(getattr(torch, activation)(norm(conv(h))), 2)  # activation, then pooling
+    torch.testing.assert_close(model(x), model.classifier(h))
