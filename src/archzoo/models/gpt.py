@@ -9,11 +9,12 @@ work instead of a pass over the whole context.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archzoo.errors import UserError
@@ -163,6 +164,7 @@ class StaticCacheDecoder:
         self.act = activation(first.activation_name, "fused")
         self.weights = [_step_weights(layer, self.head_dim) for layer in model.layers]
         self.head = model.head.weight.detach().t().contiguous()  # (D, V)
+        self.norm = _layer_norm_args(model.norm)
         self.batch = 0
         self.length = 0
 
@@ -175,23 +177,32 @@ class StaticCacheDecoder:
         # on CPU numpy's BLAS (OpenBLAS) multiplies a row by a matrix at the cache's read bandwidth, about
         # 1.6x faster than torch's MKL gemm at M = 1 on this machine (benchmarks/README.md)
         self.numpy_blas = like.device.type == "cpu"
+        affine = _numpy_affine if self.numpy_blas else partial(partial, _affine_torch)
         self.h = like.new_empty(batch, D)
         self.attn_out = like.new_empty(batch * H, 1, d)
         self.proj = like.new_empty(batch, D)
         self.ffn = like.new_empty(batch, F_)
-        self.qkv = [like.new_empty(batch, 3, H, d) for _ in model.layers]
-        self.cache = [like.new_zeros(2, batch, H, model.context, d) for _ in model.layers]
-        self.queries = [qkv[:, 0] for qkv in self.qkv]  # (B, H, d)
-        self.new_kv = [qkv[:, 1:].transpose(0, 1) for qkv in self.qkv]  # (2, B, H, d)
-        self.slots = [cache.permute(3, 0, 1, 2, 4) for cache in self.cache]  # (context, 2, B, H, d)
-        self.keys = [cache[0].flatten(0, 1) for cache in self.cache]  # (B·H, context, d)
-        self.values = [cache[1].flatten(0, 1) for cache in self.cache]
-        # queries and keys as d/2 complex pairs, rotated in place: (B, 2, H, d/2)
-        self.rotated = [torch.view_as_complex(qkv[:, :2].unflatten(-1, (d // 2, 2))) for qkv in self.qkv]
         self.tokens = like.new_empty(batch, model.context, dtype=torch.long)
         self.rotations = None if self.rotary_base is None else rotary_table(  # as rotary_fused's, sized the same
             1 << (model.context - 1).bit_length(), d, self.rotary_base, like.device,
             torch.complex128 if like.dtype == torch.float64 else torch.complex64)
+        self.cache, self.plan = [], []
+        for w in self.weights:
+            qkv, cache = like.new_empty(batch, 3, H, d), like.new_zeros(2, batch, H, model.context, d)
+            self.cache.append(cache)
+            self.plan.append(_LayerPlan(
+                w.norm1, w.norm2,
+                affine(w.qkv_weight, w.qkv_bias, qkv.view(batch, -1), None),  # x -> qkv
+                affine(w.out_weight, w.out_bias, self.proj, self.h),  # x -> h += x W_o + b_o
+                affine(w.fc1_weight, w.fc1_bias, self.ffn, None),  # x -> ffn
+                affine(w.fc2_weight, w.fc2_bias, self.proj, self.h),  # x -> h += x W_2 + b_2
+                # queries and keys as d/2 complex pairs, rotated in place: (B, 2, H, d/2)
+                torch.view_as_complex(qkv[:, :2].unflatten(-1, (d // 2, 2))),
+                qkv[:, 0],  # queries (B, H, d)
+                qkv[:, 1:].transpose(0, 1),  # new keys and values (2, B, H, d)
+                cache.permute(3, 0, 1, 2, 4),  # their slots (context, 2, B, H, d)
+                cache[0].flatten(0, 1).mT,  # keys (B·H, d, context)
+                cache[1].flatten(0, 1)))  # values (B·H, context, d)
 
     def prefill(self, ids: Tensor) -> Tensor:
         """Read ids (B, P) through ``forward`` and keep their keys and values; logits of the last position."""
@@ -217,42 +228,75 @@ class StaticCacheDecoder:
         torch.index_select(model.token_embedding.weight, 0, token, out=h)
         if model.position is not None:
             h.copy_(model.position(h[:, None], offset=pos)[:, 0])
-        rotation = None if self.rotations is None else self.rotations[pos]
-        for w, qkv, query, new_kv, slot, rotated, keys, values in zip(
-                self.weights, self.qkv, self.queries, self.new_kv, self.slots, self.rotated, self.keys, self.values,
-                strict=True):
-            x = F.layer_norm(h, w.norm1.normalized_shape, w.norm1.weight, w.norm1.bias, w.norm1.eps)
-            self._affine(x, w.qkv_weight, w.qkv_bias, qkv.view(self.batch, -1))
+        rotation = None if self.rotations is None else self.rotations.select(0, pos)
+        attn_out, attn_rows, d = self.attn_out, self.attn_out.view(self.batch, -1), self.head_dim
+        for norm1, norm2, qkv_proj, out_proj, fc1, fc2, rotated, query, new_kv, slots, keys, values in self.plan:
+            qkv_proj(torch.layer_norm(h, *norm1))
             if rotation is not None:
                 rotated.mul_(rotation)
-            slot[pos].copy_(new_kv)
-            # (B·H, 1, end): a view at batch 1, a copy of the queries beyond
-            scores = torch.bmm(query.reshape(-1, 1, self.head_dim), keys[:, :end].mT).softmax(-1)
-            torch.bmm(scores, values[:, :end], out=self.attn_out)
-            h.add_(self._affine(self.attn_out.view(self.batch, -1), w.out_weight, w.out_bias, self.proj))
-            x = F.layer_norm(h, w.norm2.normalized_shape, w.norm2.weight, w.norm2.bias, w.norm2.eps)
-            x = self.act(self._affine(x, w.fc1_weight, w.fc1_bias, self.ffn))
-            h.add_(self._affine(x, w.fc2_weight, w.fc2_bias, self.proj))
-        norm = model.norm
+            slots.select(0, pos).copy_(new_kv)
+            # (B·H, 1, end); the reshape is a view at batch 1, a copy of the queries beyond
+            scores = torch.bmm(query.reshape(-1, 1, d), keys.narrow(2, 0, end)).softmax(-1)
+            torch.bmm(scores, values.narrow(1, 0, end), out=attn_out)
+            out_proj(attn_rows)
+            fc1(torch.layer_norm(h, *norm2))
+            fc2(self.act(self.ffn))
         self.length = end
-        x = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        x = torch.layer_norm(h, *self.norm)
         if self.numpy_blas:
             return torch.from_numpy(np.dot(x.numpy(), self.head.numpy()))
         return torch.mm(x, self.head)
 
-    def _affine(self, x: Tensor, weight: Tensor, bias: Tensor, out: Tensor) -> Tensor:
-        """out = x @ weight + bias, x (B, in), weight (in, out), in the preallocated ``out`` (B, out)."""
-        if self.numpy_blas:
-            np.dot(x.numpy(), weight.numpy(), out=out.numpy())
-            return out.add_(bias)
-        return torch.addmm(bias, x, weight, out=out)
+
+def _affine_torch(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | None, x: Tensor) -> None:
+    """out = x @ weight + bias in the preallocated ``out`` (B, out), then residual += out if given."""
+    torch.addmm(bias, x, weight, out=out)
+    if residual is not None:
+        residual.add_(out)
+
+
+def _affine_numpy(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | None, x: Tensor) -> Tensor:
+    """``_affine_torch`` on CPU through numpy arrays sharing the tensors' memory: its BLAS for the product,
+    and its additions, which cost a fraction of a torch call's dispatch at these sizes. Every argument
+    but ``x`` may come as an array already (``_numpy_affine`` binds them so)."""
+    np.dot(x.numpy(), weight, out=out)
+    np.add(out, bias, out=out)
+    if residual is not None:
+        np.add(residual, out, out=residual)
+
+
+def _numpy_affine(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | None) -> Callable[[Tensor], None]:
+    """``_affine_numpy`` with its fixed arguments bound as numpy arrays, made once, not per call."""
+    return partial(_affine_numpy, weight.numpy(), bias.numpy(), out.numpy(), None if residual is None else residual.numpy())
+
+
+def _layer_norm_args(norm: nn.Module) -> tuple:
+    """``torch.layer_norm``'s arguments after the input, read once (a module attribute costs a lookup)."""
+    return norm.normalized_shape, norm.weight, norm.bias, norm.eps
+
+
+class _LayerPlan(NamedTuple):
+    """What one block's decode step reads and writes: layer-norm arguments, the four affine maps bound to
+    their buffers, and views of the projection buffer and the cache."""
+    norm1: tuple
+    norm2: tuple
+    qkv_proj: Callable[[Tensor], object]
+    out_proj: Callable[[Tensor], object]
+    fc1: Callable[[Tensor], object]
+    fc2: Callable[[Tensor], object]
+    rotated: Tensor
+    query: Tensor
+    new_kv: Tensor
+    slots: Tensor
+    keys: Tensor
+    values: Tensor
 
 
 class _StepWeights(NamedTuple):
     """One block's parameters as the decode step reads them: matrices (in, out), zero biases where the
     model has none, the attention scale folded into the query columns."""
-    norm1: nn.LayerNorm
-    norm2: nn.LayerNorm
+    norm1: tuple
+    norm2: tuple
     qkv_weight: Tensor
     qkv_bias: Tensor
     out_weight: Tensor
@@ -275,7 +319,7 @@ def _step_weights(layer: TransformerEncoderLayer, head_dim: int) -> _StepWeights
     qkv_weight[:, :D] *= scale
     qkv_bias = qkv_bias.clone()
     qkv_bias[:D] *= scale
-    return _StepWeights(layer.norm1, layer.norm2, qkv_weight, qkv_bias,
+    return _StepWeights(_layer_norm_args(layer.norm1), _layer_norm_args(layer.norm2), qkv_weight, qkv_bias,
                         *matrix_and_bias(attn.out_proj.weight, attn.out_proj.bias),
                         *matrix_and_bias(layer.linear1.weight, layer.linear1.bias),
                         *matrix_and_bias(layer.linear2.weight, layer.linear2.bias))
