@@ -272,7 +272,7 @@ def _numpy_affine(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | 
 
 def _layer_norm_args(norm: nn.Module) -> tuple:
     """``torch.layer_norm``'s arguments after the input, read once (a module attribute costs a lookup)."""
-    return norm.normalized_shape, norm.weight, norm.bias, norm.eps
+    return norm.normalized_shape, norm.weight.detach(), None if norm.bias is None else norm.bias.detach(), norm.eps
 
 
 class _LayerPlan(NamedTuple):
