@@ -111,6 +111,21 @@ def test_incremental_decoder_gives_the_logits_of_the_state_contract(key: str) ->
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_gpt_decoder_torch_products_match_the_state_path() -> None:
+    """The decoder's products through ``torch.addmm`` (its path off the CPU, e.g. CUDA) on CPU."""
+    from archzoo.models.gpt import StaticCacheDecoder
+
+    model = decoding_model("gpt-rotary")
+    decoder = StaticCacheDecoder(model, numpy_blas=False)
+    prompt = torch.randint(0, 11, (2, 5))
+    with torch.inference_mode():
+        fast, (slow, step_slow) = decoder.prefill(prompt), start_decoding(model, prompt, use_decoder=False)
+        assert not decoder.numpy_blas
+        for token in torch.randint(0, 11, (30, 2)):
+            fast, slow = decoder.step(token), step_slow(token)
+            torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
 def test_gpt_decoder_in_float64_matches_to_double_rounding() -> None:
     model = decoding_model("gpt-rotary").double()
     prompt = torch.randint(0, 11, (1, 3))

@@ -156,8 +156,8 @@ class StaticCacheDecoder:
     Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
     """
 
-    def __init__(self, model: GPT):
-        self.model = model
+    def __init__(self, model: GPT, numpy_blas: bool | None = None):
+        self.model, self.use_numpy = model, numpy_blas  # None: numpy's BLAS on CPU, torch's elsewhere
         first = model.layers[0]
         self.num_heads, self.head_dim = first.self_attn.num_heads, first.self_attn.head_dim
         self.rotary_base = first.self_attn.rotary.base if first.self_attn.rotary is not None else None
@@ -176,7 +176,7 @@ class StaticCacheDecoder:
         self.batch = batch
         # on CPU numpy's BLAS (OpenBLAS) multiplies a row by a matrix at the cache's read bandwidth, about
         # 1.6x faster than torch's MKL gemm at M = 1 on this machine (benchmarks/README.md)
-        self.numpy_blas = like.device.type == "cpu"
+        self.numpy_blas = like.device.type == "cpu" if self.use_numpy is None else self.use_numpy
         affine = _numpy_affine if self.numpy_blas else partial(partial, _affine_torch)
         self.h = like.new_empty(batch, D)
         self.attn_out = like.new_empty(batch * H, 1, d)
