@@ -5,8 +5,8 @@ Models follow the language-model contract ``model(ids (B, T), state) -> (logits 
 the prompt is read once, then each step feeds only the newest token, so the work per generated
 token is constant for a recurrent model. A model may also offer ``incremental_decoder()``: an object
 with ``prefill(ids (B, P)) -> logits (B, V)`` and ``step(ids (B,)) -> logits (B, V)`` computing the
-same logits faster (GPT's static KV cache: bitwise the same; the recurrent models' cell kernels: the
-same to float32 rounding). The sampler uses it unless told not to; the tokens drawn are the same.
+same logits faster (GPT's static KV cache, the recurrent models' cell kernels: the same to float32
+rounding). The sampler uses it unless told not to; the tokens drawn are the same.
 """
 
 from __future__ import annotations
