@@ -15,7 +15,7 @@ from helpers import REPO, cli
 EXPERIMENTS = sorted(["bidirectional-and-depth", "exposure-bias", "gradient-clipping", "gru-vs-lstm", "long-range",
                       "parallelism", "parameters-vs-length", "transformer-vs-rnn-time-to-quality",
                       "vanishing-gradients", "activations", "attention-and-length", "depth-and-residuals",
-                      "mode-collapse", "receptive-field", "regularisation", "the-articles-code",
+                      "mode-collapse", "receptive-field", "pretraining", "gpu-speedup", "regularisation", "the-articles-code",
                       "translation-invariance", "weight-sharing"])
 
 

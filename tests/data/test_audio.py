@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from archzoo.data import DATASETS
-from archzoo.data.audio import load_spoken_digits, read_audio
+from archzoo.data.audio import change_speed, load_spoken_digits, read_audio, trim_silence
 from archzoo.errors import UserError
 from helpers import needs_spoken_digits
 
@@ -94,3 +94,33 @@ def test_every_recording_is_read_with_its_label_speaker_and_index() -> None:
     longest = clips[lengths.index(18262)]
     assert (longest.digit, longest.speaker, longest.index) == (9, "theo", 16)
     assert all(c.waveform.abs().max() <= 1.0 for c in clips)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1, 1.25])
+def test_a_change_of_speed_scales_duration_and_pitch_together(factor: float) -> None:
+    rate, seconds, hz = 8000, 1.0, 440.0
+    t = torch.arange(int(rate * seconds)) / rate
+    faster = change_speed(torch.sin(2 * torch.pi * hz * t), factor)
+    assert faster.dtype == torch.float32
+    assert abs(len(faster) - rate * seconds / factor) <= 1
+    spectrum = torch.fft.rfft(faster * torch.hann_window(len(faster)))
+    peak_hz = spectrum.abs().argmax().item() * rate / len(faster)
+    assert abs(peak_hz - hz * factor) < 2.0
+
+
+def test_speed_one_is_the_recording_itself() -> None:
+    wave = torch.randn(1000)
+    assert change_speed(wave, 1.0) is wave
+
+
+def test_trimming_cuts_leading_and_trailing_silence_only() -> None:
+    rate, hop, frame = 8000, 80, 200
+    speech = torch.from_numpy(tone(0.3, rate))
+    quiet = 1e-4 * torch.randn(2000)  # -70 dB below the tone
+    padded = torch.cat([quiet, speech, torch.zeros(500), speech, quiet])
+    trimmed = trim_silence(padded, 30.0, frame, hop, margin=0)
+    inner = len(speech) * 2 + 500
+    assert inner <= len(trimmed) <= inner + 2 * frame  # the gap between the words stays, the ends go
+    assert trim_silence(padded, 100.0, frame, hop, margin=0).shape[0] >= len(padded) - frame  # nothing is that quiet
+    short = torch.randn(150)
+    assert trim_silence(short, 30.0, frame, hop) is short

@@ -62,7 +62,10 @@ def test_config_mistakes_are_one_line_errors() -> None:
     for make in (lambda: SpokenDigitsConfig(features="fbank"), lambda: SpokenDigitsConfig(augment="mixup"),
                  lambda: SpokenDigitsConfig(val_size=0), lambda: SpokenDigitsConfig(freq_warp=0.6),
                  lambda: SpokenDigitsConfig(features="mfcc", freq_warp=0.1),
-                 lambda: ConnectedDigitsConfig(min_digits=5, max_digits=3), lambda: SpokenDigitsConfig(hop_ms=40.0)):
+                 lambda: ConnectedDigitsConfig(min_digits=5, max_digits=3), lambda: SpokenDigitsConfig(hop_ms=40.0),
+                 lambda: SpokenDigitsConfig(speeds=(0.9, 0.9)), lambda: SpokenDigitsConfig(speeds=(3.0,)),
+                 lambda: SpokenDigitsConfig(speeds=()), lambda: SpokenDigitsConfig(top_db=0.0),
+                 lambda: SpokenDigitsConfig(trim_db=-1.0)):
         with pytest.raises(UserError) as excinfo:
             make()
         assert "\n" not in str(excinfo.value)
@@ -97,6 +100,18 @@ def test_leave_one_speaker_out_tests_on_a_speaker_never_seen() -> None:
     assert "theo" not in {c.speaker for c in task.clips["train"] + task.clips["val"]}
     with pytest.raises(UserError, match="none of the speakers"):
         SpokenDigits(SpokenDigitsConfig(holdout_speaker="alice")).split("test")
+
+
+@needs_spoken_digits
+def test_speed_perturbation_multiplies_only_the_training_recordings_and_trimming_shortens_them(digits: SpokenDigits) -> None:
+    task = SpokenDigits(SpokenDigitsConfig(speeds=(0.9, 1.0, 1.1), trim_db=30.0), SHARED_DATA)
+    sizes = {name: len(task.split(name)[1]) for name in ("train", "val", "test")}
+    assert sizes == {"train": 3 * 2430, "val": 270, "test": 300}
+    frames = task.split("train")[1].view(3, 2430).float().mean(1)  # slower recordings are longer
+    assert frames[0] > frames[1] > frames[2]
+    assert torch.equal(task.split("train")[2].view(3, 2430)[0], digits.split("train")[2])
+    assert (task.split("test")[1] <= digits.split("test")[1]).all()  # trimmed
+    assert task.split("test")[1].sum() < digits.split("test")[1].sum()
 
 
 @needs_spoken_digits

@@ -82,7 +82,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
 
 
 def timed_steps(preset: str, overrides: list[str], run_dir: Path, device: torch.device, warmup: int,
-                steps: int | None = None) -> dict[str, Any]:
+                steps: int | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Wall seconds of ``steps`` optimizer steps (None: one epoch) after ``warmup`` steps of ``preset``
     through the Trainer on ``device``, CUDA synchronised at both marks; evaluation off until the end."""
     from archzoo.training.config import resolve_config
@@ -101,7 +101,8 @@ def timed_steps(preset: str, overrides: list[str], run_dir: Path, device: torch.
             marks["steps"], marks["batch"] = count, cfg.train.batch_size
             t.stop_reason = "measured"
 
-    Trainer(cfg, run_dir, device=device.type, progress=False, verbose=False, overwrite=True, on_step=mark).fit()
+    Trainer(cfg, run_dir, data_dir=data_dir, device=device.type, progress=False, verbose=False, overwrite=True,
+            on_step=mark).fit()
     seconds = marks[warmup + marks["steps"]] - marks[warmup]
     return {"seconds": round(seconds, 3), "steps": marks["steps"], "batch_size": marks["batch"],
             "steps_per_s": round(marks["steps"] / seconds, 2), "preset": preset, "overrides": overrides}

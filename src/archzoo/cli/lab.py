@@ -49,7 +49,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     for name in EXPERIMENTS.names():
         exp = EXPERIMENTS.get(name)
-        seeds = f"{exp.default_seeds} seeds" if exp.seeded else "unseeded"
+        seeds = f"{exp.default_seeds} seed{'s' if exp.default_seeds != 1 else ''}" if exp.seeded else "unseeded"
         timing = f"; full mode {exp.full_minutes}" if exp.full_minutes else ""
         print(f"{name}\t{exp.title} ({len(exp.claims)} claim{'s' if len(exp.claims) > 1 else ''}, {seeds}{timing})")
     return 0

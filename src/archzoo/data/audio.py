@@ -142,5 +142,39 @@ def pad_waveforms(waveforms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     return batch, lengths
 
 
+def trim_silence(waveform: torch.Tensor, top_db: float, frame_length: int, hop_length: int, margin: int = 1) -> torch.Tensor:
+    """The recording without its leading and trailing silence: frames (``frame_length`` samples every
+    ``hop_length``) whose mean power is more than ``top_db`` below the loudest frame's are cut from both
+    ends, keeping ``margin`` frames on each side (as librosa.effects.trim, which uses RMS in dB).
+    Speakers differ in how much silence their files hold (FSDD: lucas about 21 of 57 frames, nicolas none),
+    and a model trained on tightly cut recordings reads that silence as speech.
+
+    Shapes: waveform (S,) -> (S',) with S' <= S; recordings shorter than one frame come back unchanged.
+    """
+    if len(waveform) <= frame_length:
+        return waveform
+    power = waveform.unfold(0, frame_length, hop_length).square().mean(1)
+    db = 10 * torch.log10(power.clamp(min=1e-10))
+    loud = (db >= db.max() - top_db).nonzero().flatten()
+    first, last = max(int(loud[0]) - margin, 0), min(int(loud[-1]) + margin, len(db) - 1)
+    return waveform[first * hop_length: last * hop_length + frame_length]
+
+
+def change_speed(waveform: torch.Tensor, factor: float) -> torch.Tensor:
+    """The recording played ``factor`` times faster at the same sample rate: tempo and pitch scaled together,
+    as speed perturbation does (Ko, Peddinti, Povey & Khudanpur 2015, "Audio augmentation for speech
+    recognition", Interspeech). Polyphase resampling by the rational p/q nearest the factor (q <= 20).
+
+    Shapes: waveform (S,) -> (≈ S / factor,).
+    """
+    if factor == 1.0:
+        return waveform
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(factor).limit_denominator(20)
+    out = resample_poly(waveform.numpy(), ratio.denominator, ratio.numerator)
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+
 def seconds_to_samples(seconds: float, sample_rate: int) -> int:
     return int(math.floor(seconds * sample_rate + 0.5))

@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 
 from archzoo.registry import Registry
 
-OUTCOMES = ("supported", "refuted", "depends")
+# "not measured": the measurement could not be made here (no GPU, or a grid off the compared protocol);
+# the reason says why, and the page never turns it into a verdict on the claim
+OUTCOMES = ("supported", "refuted", "depends", "not measured")
 
 
 @dataclass(frozen=True)

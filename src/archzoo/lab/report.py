@@ -161,7 +161,7 @@ def write_page(out_dir: Path, name: str) -> Path:
 
 def write_index(out_dir: Path) -> Path:
     """``OUT/index.md``: every experiment in the folder with its verdicts and wall time."""
-    rows, counts = [], {"supported": 0, "refuted": 0, "depends": 0, "incomplete": 0}
+    rows, counts = [], {"supported": 0, "refuted": 0, "depends": 0, "not measured": 0, "incomplete": 0}
     for name in experiments_in(out_dir):
         exp: Experiment = EXPERIMENTS.get(name)
         try:
@@ -188,6 +188,8 @@ def write_index(out_dir: Path) -> Path:
              "run NAME`); *quick* (`--quick`) is the smaller grid of fewer lengths, shorter runs and usually one seed, "
              "and its verdict is the rule applied to that smaller grid only, never the full-mode verdict.", "",
              f"Claims: {counts['supported']} supported, {counts['refuted']} refuted, {counts['depends']} depends"
+             + (f", {counts['not measured']} not measured (no measurement was possible here: the page says why)"
+                if counts["not measured"] else "")
              + (f", {counts['incomplete']} incomplete" if counts["incomplete"] else "") + ".", "",
              _markdown_table(["experiment", "claim", "verdict", "compute time", "mode"], rows), ""]
     path = out_dir / INDEX

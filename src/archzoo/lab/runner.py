@@ -148,15 +148,19 @@ def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int 
 
 
 def run_training(data: dict[str, Any], run_dir: Path, data_dir: str | Path | None = None,
-                 on_step: Callable[[Any], None] | None = None) -> Any:
+                 on_step: Callable[[Any], None] | None = None, prepare: Callable[[Any], None] | None = None) -> Any:
     """Train a run config given as a plain dict (task, model, data, train) into ``run_dir`` with the one
-    Trainer, quietly; a Ctrl-C that stopped the trainer is raised again, so no cell is cached from an
-    interrupted run. Returns the trainer's TrainResult."""
+    Trainer, quietly; ``prepare(trainer)`` runs once the model is built, before the first step (e.g. loads
+    pre-trained weights in place). A Ctrl-C that stopped the trainer is raised again, so no cell is cached
+    from an interrupted run. Returns the trainer's TrainResult."""
     from archzoo.training.config import run_config_from_dict
     from archzoo.training.trainer import Trainer
 
-    result = Trainer(run_config_from_dict(data), run_dir, data_dir=data_dir, progress=False, verbose=False,
-                     on_step=on_step).fit()
+    trainer = Trainer(run_config_from_dict(data), run_dir, data_dir=data_dir, progress=False, verbose=False,
+                      on_step=on_step)
+    if prepare is not None:
+        prepare(trainer)
+    result = trainer.fit()
     if result.status == "interrupted":
         raise KeyboardInterrupt
     return result

@@ -102,31 +102,45 @@ class SequenceClassifier(nn.Module):
         return ids_to_logits_graphs(self, max_len=self.encoder.position.num_embeddings)
 
 
+MLM_HEADS = ("tied", "scaled")
+
+
 class BertClassifier(SequenceClassifier):
     """``SequenceClassifier`` over word ids that can also read its encoder out as a masked LM.
 
-    Math: masked_lm: logits_t = h_t E^T at the positions t that ``masked_lm`` (B, T) marks, the decoder
-        tied to the token embedding E (no new parameters),
-        so a masked-LM loss on the training sentences (task option ``data.mlm_weight``) trains the
-        same weights the classifier uses.
+    Math: masked_lm: logits_t = h_t E^T ("tied") or h_t E^T / sqrt(D) ("scaled") at the positions t that
+        ``masked_lm`` (B, T) marks, the decoder tied to the token embedding E (no new parameters),
+        so a masked-LM loss (task option ``data.mlm_weight``, or the ``masked_lm`` task's pre-training)
+        trains the same weights the classifier uses.
     Reference: Devlin et al. 2019, arXiv:1810.04805, Sec. 3.1 (masked LM); Press & Wolf 2017,
         arXiv:1608.05859 (tied output embedding).
     Shapes: ids (B, T) -> logits (B, num_classes); with ``masked_lm`` (B, T) bool -> (N, V) for its N
         marked positions in row-major order (only those are read out: the V-wide matmul dominates).
-    Differs from paper: BERT's MLM head adds a dense layer, GELU, LayerNorm and an output bias.
+    Differs from paper: BERT's MLM head adds a dense layer, GELU, LayerNorm and an output bias. Its
+        embeddings start at std 0.02; here E starts at torch's std 1 and feeds a LayerNorm, so h_t E^T
+        starts with logits of std about sqrt(D) (a masked-LM loss near 20 nats, twice a uniform guess
+        over 18k words); "scaled" divides by sqrt(D) so they start near std 1.
     """
+
+    def __init__(self, encoder: TransformerEncoder, num_classes: int, pooling: str = "mean", dropout: float = 0.1,
+                 mlm_head: str = "tied"):
+        super().__init__(encoder, num_classes, pooling, dropout)
+        if mlm_head not in MLM_HEADS:
+            raise UserError(f"mlm_head must be one of {', '.join(MLM_HEADS)}, got {mlm_head!r}")
+        self.mlm_scale = 1.0 if mlm_head == "tied" else encoder.d_model ** -0.5
 
     def forward(self, ids: Tensor, key_mask: Tensor | None = None, masked_lm: Tensor | None = None) -> Tensor:
         if masked_lm is None:
             return super().forward(ids, key_mask)
-        return self.encoder(ids, key_mask)[masked_lm] @ self.encoder.token_embedding.weight.T
+        return self.encoder(ids, key_mask)[masked_lm] @ self.encoder.token_embedding.weight.T * self.mlm_scale
 
 
 @register_model("bert_classifier")
 def bert_classifier(vocab_size: int = 1000, num_classes: int = 2, max_len: int = 128, d_model: int = 128,
                     num_layers: int = 2, num_heads: int = 4, dim_feedforward: int = 512, dropout: float = 0.1,
-                    norm_first: bool = False, pooling: str = "mean", pad_id: int = PAD_ID) -> BertClassifier:
+                    norm_first: bool = False, pooling: str = "mean", pad_id: int = PAD_ID,
+                    mlm_head: str = "tied") -> BertClassifier:
     """A small BERT-style encoder (2 layers, width 128) with a mean-pooled classification head."""
     encoder = TransformerEncoder(vocab_size, max_len, d_model, num_layers, num_heads, dim_feedforward, dropout,
                                  norm_first, pad_id)
-    return BertClassifier(encoder, num_classes, pooling, dropout)
+    return BertClassifier(encoder, num_classes, pooling, dropout, mlm_head)

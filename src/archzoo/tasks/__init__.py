@@ -7,6 +7,7 @@ from archzoo.tasks import (  # noqa: E402,F401  (register the tasks)
     forecasting,
     generation,
     language_model,
+    masked_lm,
     sentence_classification,
     sequence,
     speech,

@@ -59,8 +59,76 @@ class SentenceClassificationConfig:
         return bool(self.mlm_weight or self.mlm_pretrain_epochs)
 
 
+def masking_draw(seed: int, batch: int, width: int, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random numbers of one global batch's masking, from ``seed`` alone (a shard takes its rows):
+    uniforms (3, B, T) that choose, corrupt and replace, and random words (B, T) in [UNK_ID + 1, V)."""
+    generator = torch.Generator().manual_seed(seed)
+    draw = torch.rand(3, batch, width, generator=generator)
+    return draw, torch.randint(UNK_ID + 1, vocab_size, (batch, width), generator=generator)
+
+
+def mask_tokens(ids: torch.Tensor, draw: torch.Tensor, words: torch.Tensor,
+                probability: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's corruption: choose ``probability`` of the real tokens (never padding); of those 80% become
+    <unk> (the mask token), 10% a random word, 10% stay. Returns (corrupted ids, chosen) (B, T).
+
+    Reference: Devlin et al. 2019, arXiv:1810.04805, Sec. 3.1 (Task #1) and Appendix A.1.
+    """
+    chosen = (ids != PAD_ID) & (draw[0] < probability)
+    corrupted = torch.where(chosen & (draw[1] < 0.8), torch.full_like(ids, UNK_ID), ids)
+    return torch.where(chosen & (draw[1] >= 0.8) & (draw[2] < 0.5), words, corrupted), chosen
+
+
+def masked_lm_logits(model: nn.Module, ids: torch.Tensor, draw: torch.Tensor, words: torch.Tensor,
+                     probability: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (N, V), original ids (N,)) at the N chosen positions of a corrupted batch; at least one
+    position is chosen, so a loss over them is defined."""
+    corrupted, chosen = mask_tokens(ids, draw, words, probability)
+    chosen[0, 0] |= not chosen.any()
+    return model(corrupted, masked_lm=chosen), ids[chosen]
+
+
+def masked_lm_loss(model: nn.Module, ids: torch.Tensor, draw: torch.Tensor, words: torch.Tensor,
+                   probability: float) -> torch.Tensor:
+    """BERT's masked-LM loss: cross-entropy of the originals at the chosen positions (``mask_tokens``)."""
+    logits, targets = masked_lm_logits(model, ids, draw, words, probability)
+    return F.cross_entropy(logits.float(), targets)
+
+
+def has_masked_lm(model: nn.Module) -> bool:
+    """Whether the model can read its encoder out as a masked LM (``forward(..., masked_lm=...)``)."""
+    return "masked_lm" in inspect.signature(model.forward).parameters
+
+
+class WordSplits(TensorPairSplits):
+    """For tasks over word ids whose ``_load`` builds the WordVocab ``self.vocab`` (unless the config gives
+    one) and fills ``self._splits`` train, val and test on first use; the vocabulary is saved in the run's
+    config (``cfg.vocab``)."""
+
+    vocab: WordVocab | None
+
+    def split(self, name: str) -> tuple[torch.Tensor, ...]:
+        if name not in ("train", "val", "test"):
+            raise UserError(f"no {name!r} split; choose one of train, val, test")
+        if not self._splits:
+            self._load()
+        return self._splits[name]
+
+    def has_split(self, name: str) -> bool:
+        return name in ("train", "val", "test")
+
+    def loaded_vocab(self) -> WordVocab:
+        if self.vocab is None:
+            self._load()
+        assert self.vocab is not None
+        return self.vocab
+
+    def resolved_config(self) -> Any:
+        return replace(self.cfg, vocab=tuple(self.loaded_vocab().words))
+
+
 @register_task("sentence_classification")
-class SentenceClassification(TensorPairSplits, Task):
+class SentenceClassification(WordSplits, Task):
     Config = SentenceClassificationConfig
     primary_metric = "accuracy"
     higher_is_better = True
@@ -78,9 +146,10 @@ class SentenceClassification(TensorPairSplits, Task):
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- data ----------------------------------------------------------------------------------
-    def _load(self) -> None:
-        """Read the dataset, assign folds, carve the dev slice, build the vocabulary from the training
-        part only (the dev slice and the test fold never shape it) and encode every split."""
+    def partition(self) -> tuple[list[list[str]], torch.Tensor, dict[str, torch.Tensor]]:
+        """(tokens of every sentence, labels, {train, val, test: sentence indices}): the seeded folds, the
+        test fold ``cfg.fold`` and the dev slice carved from the other folds. Unlabelled pre-training on
+        MR reads the ``train`` part from here, so it never sees the test fold (tasks/masked_lm.py)."""
         cfg = self.cfg
         sentences, labels, _ = load_sentences(cfg.dataset, self.data_dir)
         if cfg.max_examples:
@@ -97,18 +166,18 @@ class SentenceClassification(TensorPairSplits, Task):
         order = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(cfg.val_seed))]
         n_val = max(1, round(cfg.val_fraction * len(rest)))
         parts = {"train": order[n_val:].sort().values, "val": order[:n_val].sort().values, "test": test_idx}
+        return tokens, labels, parts
+
+    def _load(self) -> None:
+        """Partition the dataset, build the vocabulary from the training part only (the dev slice and the
+        test fold never shape it) unless the config gives one, and encode every split."""
+        cfg = self.cfg
+        tokens, labels, parts = self.partition()
         if self.vocab is None:
             self.vocab = WordVocab.build((tokens[i] for i in parts["train"].tolist()), cfg.min_freq)
         for name, idx in parts.items():
             rows = [self.vocab.encode(tokens[i]) for i in idx.tolist()]
             self._splits[name] = (pad_batch(rows, cfg.max_tokens).to(self.device), labels[idx].to(self.device))
-
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name not in ("train", "val", "test"):
-            raise UserError(f"no {name!r} split; choose one of train, val, test")
-        if not self._splits:
-            self._load()
-        return self._splits[name]
 
     def encode(self, sentences: list[str]) -> torch.Tensor:
         """Padded ids (B, T) of user sentences; an empty sentence, or one of unknown words only, raises
@@ -128,22 +197,13 @@ class SentenceClassification(TensorPairSplits, Task):
         return pad_batch(rows, self.cfg.max_tokens)
 
     # -- the trainer contract --------------------------------------------------------------------
-    def resolved_config(self) -> SentenceClassificationConfig:
-        if self.vocab is None:
-            self._load()
-        assert self.vocab is not None
-        return replace(self.cfg, vocab=tuple(self.vocab.words))
-
     def model_args(self) -> dict[str, Any]:
-        if self.vocab is None:
-            self._load()
-        assert self.vocab is not None
-        return {"vocab_size": len(self.vocab), "num_classes": len(self.classes), "pad_id": PAD_ID}
+        return {"vocab_size": len(self.loaded_vocab()), "num_classes": len(self.classes), "pad_id": PAD_ID}
 
     def init_model(self, model: nn.Module) -> None:
         """Data-dependent initialisation: a model with ``fit_counts(ids, labels)`` (NBSVM's log-count
         ratios) reads the training part once."""
-        if self.cfg.uses_mlm and "masked_lm" not in inspect.signature(model.forward).parameters:
+        if self.cfg.uses_mlm and not has_masked_lm(model):
             raise UserError(f"data.mlm_weight and data.mlm_pretrain_epochs need a model with a masked-LM head "
                             f"(bert_classifier), not {type(model).__name__}; set both to 0")
         fit = getattr(model, "fit_counts", None)
@@ -157,9 +217,6 @@ class SentenceClassification(TensorPairSplits, Task):
         epoch (a resumed run too), which is how the task knows whether it is pre-training."""
         self.epoch = epoch
         return length_buckets((self.split("train")[0] != PAD_ID).sum(1), batch_size, seed, epoch)
-
-    def has_split(self, name: str) -> bool:
-        return name in ("train", "val", "test")
 
     @property
     def pretraining(self) -> bool:
@@ -179,35 +236,17 @@ class SentenceClassification(TensorPairSplits, Task):
         batch = trim(ids[mine])
         if not self.cfg.uses_mlm:
             return batch, labels[mine]
-        generator = torch.Generator().manual_seed(seed)  # the whole global batch's draw, each shard its slice
-        draw = torch.rand(3, len(indices), ids.shape[1], generator=generator)[:, shard, :batch.shape[1]]
-        words = torch.randint(UNK_ID + 1, len(self.vocab or ()), (len(indices), ids.shape[1]),
-                              generator=generator)[shard, :batch.shape[1]]
-        return batch, labels[mine], *(t.to(self.device) for t in (draw, words))
+        draw, words = masking_draw(seed, len(indices), ids.shape[1], len(self.vocab or ()))
+        return batch, labels[mine], *(t[..., shard, :batch.shape[1]].to(self.device) for t in (draw, words))
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         ids, labels = batch[:2]
         if self.pretraining:
-            return self.masked_lm_loss(model, ids, *batch[2:])
+            return masked_lm_loss(model, ids, *batch[2:], self.cfg.mlm_probability)
         loss = F.cross_entropy(model(ids).float(), labels)
         if self.cfg.mlm_weight:
-            loss = loss + self.cfg.mlm_weight * self.masked_lm_loss(model, ids, *batch[2:])
+            loss = loss + self.cfg.mlm_weight * masked_lm_loss(model, ids, *batch[2:], self.cfg.mlm_probability)
         return loss
-
-    def masked_lm_loss(self, model: nn.Module, ids: torch.Tensor, draw: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-        """BERT's masked-LM loss on the batch's own sentences: choose ``mlm_probability`` of the real
-        tokens; of those 80% become <unk> (the mask token), 10% a random word, 10% stay; predict the
-        originals at the chosen positions.
-
-        Reference: Devlin et al. 2019, arXiv:1810.04805, Sec. 3.1 (Task #1) and Appendix A.1.
-        """
-        real = ids != PAD_ID
-        chosen = real & (draw[0] < self.cfg.mlm_probability)
-        corrupted = torch.where(chosen & (draw[1] < 0.8), torch.full_like(ids, UNK_ID), ids)
-        corrupted = torch.where(chosen & (draw[1] >= 0.8) & (draw[2] < 0.5), words, corrupted)
-        chosen[0, 0] |= not chosen.any()  # at least one position, so the loss is defined
-        logits = model(corrupted, masked_lm=chosen)  # (N, V) at the chosen positions only
-        return F.cross_entropy(logits.float(), ids[chosen])
 
     @torch.no_grad()
     def logits(self, model: nn.Module, ids: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ The connected-digit (CTC) task builds on ``SpeechTask`` in ``tasks/connected_dig
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from archzoo.data.audio import Clip, load_spoken_digits, pad_waveforms, read_audio
+from archzoo.data.audio import Clip, change_speed, load_spoken_digits, pad_waveforms, read_audio, trim_silence
 from archzoo.data.sources import DATASETS
 from archzoo.errors import UserError
 from archzoo.fileio import atomic_write_text
@@ -55,6 +55,8 @@ class SpeechConfig:
     time_masks: int = 2
     time_mask_width: int = 10  # T: each time mask covers U{0..T} frames ...
     time_mask_ratio: float = 0.2  # ... and at most this fraction of the utterance (p)
+    top_db: float = 80.0  # log-mel floored this far below each utterance's loudest bin (librosa's default 80)
+    trim_db: float = 0.0  # > 0: leading/trailing frames this far below the loudest frame cut before features
     freq_warp: float = 0.0  # VTLP-like: log-mel bands stretched by a factor ~ U[1 - w, 1 + w] per utterance
     max_seconds: float = 5.0  # longest user recording accepted by `archzoo transcribe`
 
@@ -70,6 +72,9 @@ class SpeechConfig:
         if min(self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width) < 0 or \
                 not 0 <= self.time_mask_ratio <= 1:
             raise UserError("SpecAugment counts and widths must be >= 0 and data.time_mask_ratio in [0, 1]")
+        if self.top_db <= 0 or self.trim_db < 0:
+            raise UserError(f"data.top_db must be > 0 and data.trim_db >= 0 (0: no trimming), got {self.top_db} "
+                            f"and {self.trim_db}")
         if not 0 <= self.freq_warp < 0.5:
             raise UserError(f"data.freq_warp is the largest relative stretch of the mel axis, in [0, 0.5); "
                             f"got {self.freq_warp}")
@@ -188,7 +193,7 @@ class SpeechTask(TensorPairSplits, Task):
         self.classes: list[str] = list(spec.meta["classes"])  # type: ignore[arg-type]
         self.frontend = LogMelSpectrogram(self.sample_rate, cfg.n_fft, round(cfg.win_ms * self.sample_rate / 1000),
                                           round(cfg.hop_ms * self.sample_rate / 1000), cfg.n_mels,
-                                          cfg.n_mfcc if cfg.features == "mfcc" else 0)
+                                          cfg.n_mfcc if cfg.features == "mfcc" else 0, top_db=cfg.top_db)
         self.device = torch.device("cpu")
         self._splits: dict[str, Split] = {}
 
@@ -197,6 +202,9 @@ class SpeechTask(TensorPairSplits, Task):
     def featurize(self, waveforms: list[Tensor], chunk: int = 256) -> tuple[Tensor, Tensor]:
         """Normalised feature frames (N, T_max, F) and frame counts (N,) of 1-D waveforms, computed in
         chunks of similar length (little padding) on the task's device."""
+        if self.cfg.trim_db:
+            frontend = self.frontend
+            waveforms = [trim_silence(w, self.cfg.trim_db, frontend.win_length, frontend.hop_length) for w in waveforms]
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))
         frontend = self.frontend.to(self.device)
         parts: list[tuple[Tensor, Tensor]] = []
@@ -294,9 +302,15 @@ class SpokenDigitsConfig(SpeechConfig):
     val_size: int = 270  # training recordings held out for validation, drawn with val_seed (10% of 2,700)
     val_seed: int = 0
     label_smoothing: float = 0.0
+    # speed perturbation (Ko et al. 2015): every training recording once per factor, resampled to be played
+    # that many times faster (tempo and pitch together); (1.0,) = the recordings as they are
+    speeds: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.speeds or any(not 0.5 <= f <= 2.0 for f in self.speeds) or len(set(self.speeds)) < len(self.speeds):
+            raise UserError(f"data.speeds lists distinct speed factors in [0.5, 2.0] (e.g. [0.9, 1.0, 1.1]), "
+                            f"got {list(self.speeds)}")
         if self.val_size < 1:
             raise UserError(f"data.val_size must be >= 1 (the best checkpoint is chosen on it), got {self.val_size}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -339,6 +353,7 @@ class SpokenDigits(SpeechTask):
         held = set(order[:cfg.val_size])
         parts = {"test": [c for c in clips if self.is_test(c)],
                  "val": [c for i, c in enumerate(rest) if i in held], "train": [c for i, c in enumerate(rest) if i not in held]}
+        parts["train"] = [replace(c, waveform=change_speed(c.waveform, f)) for f in cfg.speeds for c in parts["train"]]
         for part, mine in parts.items():
             feats, frames = self.featurize([c.waveform for c in mine])
             self._splits[part] = (feats, frames, torch.tensor([c.digit for c in mine], device=self.device))

@@ -558,8 +558,8 @@ async function showLabPage(id) {
       a.addEventListener("click", e => { e.preventDefault(); showLabPage(a.dataset.labPage); });
     }
     for (const s of $$("strong", page)) {
-      const m = s.textContent.trim().match(/^(?:Verdict: )?(supported|refuted|depends)\.?$/);
-      if (m) { s.classList.add(`verdict-${m[1]}`); s.dataset.testid = "verdict"; }
+      const m = s.textContent.trim().match(/^(?:Verdict: )?(supported|refuted|depends|not measured)\.?$/);
+      if (m) { s.classList.add(`verdict-${m[1].replace(" ", "-")}`); s.dataset.testid = "verdict"; }
     }
     if (body.missing.length) page.append(el("p", { class: "muted", text: `figures not in the lab folder: ${body.missing.join(", ")}` }));
     for (const b of $$("#lab-list button")) b.setAttribute("aria-current", b.dataset.page === id ? "page" : "false");
