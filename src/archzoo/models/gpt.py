@@ -9,9 +9,12 @@ work instead of a pass over the whole context.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from archzoo.errors import UserError
@@ -21,7 +24,7 @@ from archzoo.layers.dropout import Dropout
 from archzoo.layers.impl import ImplSwitch
 from archzoo.layers.linear import Linear
 from archzoo.layers.norm import LayerNorm
-from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, rotary_fused
+from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, rotary_table
 from archzoo.layers.transformer import TransformerEncoderLayer
 from archzoo.models.base import BATCH, ExportGraph
 from archzoo.models.registry import register_model
@@ -117,10 +120,12 @@ class GPT(nn.Module):
         return (torch.randint(0, self.vocab_size, (batch_size, min(8, self.context))),)
 
     def incremental_decoder(self) -> StaticCacheDecoder | None:
-        """A token-by-token decoder with a preallocated KV cache computing exactly what ``forward`` with
-        a state computes (same kernels, same order), or None where that fast path does not apply
-        (training mode, or any layer set to the reference path): the sampler then uses ``forward``."""
-        if self.training or any(m.resolved_impl() != "fused" for m in self.modules() if isinstance(m, ImplSwitch)):
+        """A token-by-token decoder with a preallocated KV cache computing ``forward``'s logits to float32
+        rounding, or None where that fast path does not apply (training mode, any layer set to the reference
+        path, or half-precision weights, which its in-place complex rotation does not take): the sampler then
+        uses ``forward``."""
+        if self.training or self.head.weight.dtype not in (torch.float32, torch.float64) or any(
+                m.resolved_impl() != "fused" for m in self.modules() if isinstance(m, ImplSwitch)):
             return None
         return StaticCacheDecoder(self)
 
@@ -133,40 +138,83 @@ class GPT(nn.Module):
 
 class StaticCacheDecoder:
     """Generation state of a ``GPT`` in eval mode: every layer's keys and values in one buffer of
-    ``context`` positions allocated at the prompt, and a decode step that calls the kernels directly.
+    ``context`` positions allocated at the prompt, and a decode step of about fifteen calls per layer
+    into buffers and views made once.
 
-    At batch 1, ``forward`` with a state spends part of each step in Python around the kernels (module
-    calls, argument checks, the impl switch, mask building, growing the cache). The step here issues
-    the same ATen calls on the same shapes in the same order, so its logits are bitwise those of
-    ``forward`` (tests/tasks/test_sampling.py checks it), with the Python between them cut to the
-    operations themselves; the rotary rotation of queries and keys is one complex multiplication for
-    both. Sliding past the context recomputes through ``forward``, as it does. (What remains per
-    token is the matrix-vector products, bound by memory bandwidth, and about 150 small kernel calls:
-    benchmarks/README.md, "Performance round 2".)
+    At batch 1 a step is a chain of matrix-vector products and small kernels, so its cost is the
+    bytes of the weight matrices plus a few microseconds of dispatch per kernel call. The step keeps
+    both small: the weights are copied once, when the decoder is made, into the layout that a row
+    vector times a matrix reads fastest (``x @ W`` with W (in, out) contiguous; MKL's gemm at M = 1 reads
+    ``nn.Linear``'s (out, in) about 1.4x slower here), and on CPU the products go through numpy's BLAS
+    (OpenBLAS reads them 1.6x to 3.8x faster than MKL at M = 1 on this machine); the attention scale
+    1/√d_k is folded into the query projection; queries, keys and values land in one preallocated
+    buffer per layer, the rotary rotation is one in-place complex multiplication of its query and key
+    halves, and one copy writes the new key and value into the cache; attention over the filled prefix
+    is two batched matrix products and a softmax (the fused SDPA kernel costs more than that for one
+    query); residual additions are in place.
+    The logits equal ``forward``'s to float32 rounding (summation order differs), and the sampler draws
+    the same tokens (tests/tasks/test_sampling.py; benchmarks/README.md, "Performance round 2").
+    Sliding past the context recomputes through ``forward``, as it does.
     Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
     """
 
-    def __init__(self, model: GPT):
-        self.model = model
+    def __init__(self, model: GPT, numpy_blas: bool | None = None):
+        self.model, self.use_numpy = model, numpy_blas  # None: numpy's BLAS on CPU, torch's elsewhere
         first = model.layers[0]
         self.num_heads, self.head_dim = first.self_attn.num_heads, first.self_attn.head_dim
-        self.rotary = first.self_attn.rotary is not None
+        self.rotary_base = first.self_attn.rotary.base if first.self_attn.rotary is not None else None
         self.act = activation(first.activation_name, "fused")
-        self.keys = self.values = self.tokens = torch.empty(0)
+        self.weights = [_step_weights(layer, self.head_dim) for layer in model.layers]
+        self.head = model.head.weight.detach().t().contiguous()  # (D, V)
+        self.norm = _layer_norm_args(model.norm)
+        self.batch = 0
         self.length = 0
+
+    def _allocate(self, batch: int, like: Tensor) -> None:
+        """Buffers for ``batch`` rows: the residual stream, each layer's projections and its cache
+        (2, B, H, context, d_k), with the views a step reads and writes made once here."""
+        model, H, d = self.model, self.num_heads, self.head_dim
+        D, F_ = H * d, self.weights[0].fc1_weight.shape[1]
+        self.batch = batch
+        # on CPU numpy's BLAS (OpenBLAS) multiplies a row by a matrix at the cache's read bandwidth, about
+        # 1.6x faster than torch's MKL gemm at M = 1 on this machine (benchmarks/README.md)
+        self.numpy_blas = like.device.type == "cpu" if self.use_numpy is None else self.use_numpy
+        affine = _numpy_affine if self.numpy_blas else partial(partial, _affine_torch)
+        self.h = like.new_empty(batch, D)
+        self.attn_out = like.new_empty(batch * H, 1, d)
+        self.proj = like.new_empty(batch, D)
+        self.ffn = like.new_empty(batch, F_)
+        self.tokens = like.new_empty(batch, model.context, dtype=torch.long)
+        self.rotations = None if self.rotary_base is None else rotary_table(  # as rotary_fused's, sized the same
+            1 << (model.context - 1).bit_length(), d, self.rotary_base, like.device,
+            torch.complex128 if like.dtype == torch.float64 else torch.complex64)
+        self.cache, self.plan = [], []
+        for w in self.weights:
+            qkv, cache = like.new_empty(batch, 3, H, d), like.new_zeros(2, batch, H, model.context, d)
+            self.cache.append(cache)
+            self.plan.append(_LayerPlan(
+                w.norm1, w.norm2,
+                affine(w.qkv_weight, w.qkv_bias, qkv.view(batch, -1), None),  # x -> qkv
+                affine(w.out_weight, w.out_bias, self.proj, self.h),  # x -> h += x W_o + b_o
+                affine(w.fc1_weight, w.fc1_bias, self.ffn, None),  # x -> ffn
+                affine(w.fc2_weight, w.fc2_bias, self.proj, self.h),  # x -> h += x W_2 + b_2
+                # queries and keys as d/2 complex pairs, rotated in place: (B, 2, H, d/2)
+                torch.view_as_complex(qkv[:, :2].unflatten(-1, (d // 2, 2))),
+                qkv[:, 0],  # queries (B, H, d)
+                qkv[:, 1:].transpose(0, 1),  # new keys and values (2, B, H, d)
+                cache.permute(3, 0, 1, 2, 4),  # their slots (context, 2, B, H, d)
+                cache[0].flatten(0, 1).mT,  # keys (B·H, d, context)
+                cache[1].flatten(0, 1)))  # values (B·H, context, d)
 
     def prefill(self, ids: Tensor) -> Tensor:
         """Read ids (B, P) through ``forward`` and keep their keys and values; logits of the last position."""
         logits, state = self.model(ids)
         B, P = ids.shape
-        if self.keys.shape[1:3] != (B, self.num_heads) or self.keys.dtype != state[1][0].dtype:
-            shape = (len(self.model.layers), B, self.num_heads, self.model.context, self.head_dim)
-            self.keys = state[1][0].new_empty(shape)
-            self.values = torch.empty_like(self.keys)
-            self.tokens = ids.new_empty(B, self.model.context)
-        for i, (k, v) in enumerate(state[1:]):
-            self.keys[i, :, :, :P] = k
-            self.values[i, :, :, :P] = v
+        if self.batch != B or self.h.dtype != logits.dtype or self.h.device != logits.device:
+            self._allocate(B, logits)
+        for cache, (k, v) in zip(self.cache, state[1:], strict=True):
+            cache[0, :, :, :P] = k
+            cache[1, :, :, :P] = v
         self.tokens[:, :P] = ids
         self.length = P
         return logits[:, -1]
@@ -178,27 +226,105 @@ class StaticCacheDecoder:
             keep = min(model.context - 1, model.context // 2)
             return self.prefill(torch.cat([self.tokens[:, pos - keep:], token[:, None]], dim=1))
         self.tokens[:, pos] = token
-        h = F.embedding(token[:, None], model.token_embedding.weight)  # (B, 1, D)
+        h, end = self.h, pos + 1
+        torch.index_select(model.token_embedding.weight, 0, token, out=h)
         if model.position is not None:
-            h = model.position(h, offset=pos)
-        end, shape = pos + 1, (3, self.num_heads, self.head_dim)
-        for i, layer in enumerate(model.layers):
-            attn = layer.self_attn
-            x = F.layer_norm(h, layer.norm1.normalized_shape, layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
-            qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).unflatten(-1, shape).permute(2, 0, 3, 1, 4)
-            qk = rotary_fused(qkv[:2], pos, attn.rotary.base) if self.rotary else qkv[:2]  # (2, B, H, 1, d_k)
-            self.keys[i, :, :, pos:end] = qk[1]
-            self.values[i, :, :, pos:end] = qkv[2]
-            out = F.scaled_dot_product_attention(qk[0], self.keys[i, :, :, :end], self.values[i, :, :, :end])
-            h = h + F.linear(out.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
-            x = F.layer_norm(h, layer.norm2.normalized_shape, layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
-            x = F.linear(self.act(F.linear(x, layer.linear1.weight, layer.linear1.bias)), layer.linear2.weight,
-                         layer.linear2.bias)
-            h = h + x
-        norm = model.norm
-        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            h.copy_(model.position(h[:, None], offset=pos)[:, 0])
+        rotation = None if self.rotations is None else self.rotations.select(0, pos)
+        attn_out, attn_rows, d = self.attn_out, self.attn_out.view(self.batch, -1), self.head_dim
+        for norm1, norm2, qkv_proj, out_proj, fc1, fc2, rotated, query, new_kv, slots, keys, values in self.plan:
+            qkv_proj(torch.layer_norm(h, *norm1))
+            if rotation is not None:
+                rotated.mul_(rotation)
+            slots.select(0, pos).copy_(new_kv)
+            # (B·H, 1, end); the reshape is a view at batch 1, a copy of the queries beyond
+            scores = torch.bmm(query.reshape(-1, 1, d), keys.narrow(2, 0, end)).softmax(-1)
+            torch.bmm(scores, values.narrow(1, 0, end), out=attn_out)
+            out_proj(attn_rows)
+            fc1(torch.layer_norm(h, *norm2))
+            fc2(self.act(self.ffn))
         self.length = end
-        return F.linear(h, model.head.weight)[:, -1]
+        x = torch.layer_norm(h, *self.norm)
+        if self.numpy_blas:
+            return torch.from_numpy(np.dot(x.numpy(), self.head.numpy()))
+        return torch.mm(x, self.head)
+
+
+def _affine_torch(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | None, x: Tensor) -> None:
+    """out = x @ weight + bias in the preallocated ``out`` (B, out), then residual += out if given."""
+    torch.addmm(bias, x, weight, out=out)
+    if residual is not None:
+        residual.add_(out)
+
+
+def _affine_numpy(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | None, x: Tensor) -> Tensor:
+    """``_affine_torch`` on CPU through numpy arrays sharing the tensors' memory: its BLAS for the product,
+    and its additions, which cost a fraction of a torch call's dispatch at these sizes. Every argument
+    but ``x`` may come as an array already (``_numpy_affine`` binds them so)."""
+    np.dot(x.numpy(), weight, out=out)
+    np.add(out, bias, out=out)
+    if residual is not None:
+        np.add(residual, out, out=residual)
+
+
+def _numpy_affine(weight: Tensor, bias: Tensor, out: Tensor, residual: Tensor | None) -> Callable[[Tensor], None]:
+    """``_affine_numpy`` with its fixed arguments bound as numpy arrays, made once, not per call."""
+    return partial(_affine_numpy, weight.numpy(), bias.numpy(), out.numpy(), None if residual is None else residual.numpy())
+
+
+def _layer_norm_args(norm: nn.Module) -> tuple:
+    """``torch.layer_norm``'s arguments after the input, read once (a module attribute costs a lookup)."""
+    return norm.normalized_shape, norm.weight.detach(), None if norm.bias is None else norm.bias.detach(), norm.eps
+
+
+class _LayerPlan(NamedTuple):
+    """What one block's decode step reads and writes: layer-norm arguments, the four affine maps bound to
+    their buffers, and views of the projection buffer and the cache."""
+    norm1: tuple
+    norm2: tuple
+    qkv_proj: Callable[[Tensor], object]
+    out_proj: Callable[[Tensor], object]
+    fc1: Callable[[Tensor], object]
+    fc2: Callable[[Tensor], object]
+    rotated: Tensor
+    query: Tensor
+    new_kv: Tensor
+    slots: Tensor
+    keys: Tensor
+    values: Tensor
+
+
+class _StepWeights(NamedTuple):
+    """One block's parameters as the decode step reads them: matrices (in, out), zero biases where the
+    model has none, the attention scale folded into the query columns."""
+    norm1: tuple
+    norm2: tuple
+    qkv_weight: Tensor
+    qkv_bias: Tensor
+    out_weight: Tensor
+    out_bias: Tensor
+    fc1_weight: Tensor
+    fc1_bias: Tensor
+    fc2_weight: Tensor
+    fc2_bias: Tensor
+
+
+def _step_weights(layer: TransformerEncoderLayer, head_dim: int) -> _StepWeights:
+    attn = layer.self_attn
+
+    def matrix_and_bias(weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+        weight = weight.detach()
+        return weight.t().contiguous(), bias.detach() if bias is not None else weight.new_zeros(weight.shape[0])
+
+    qkv_weight, qkv_bias = matrix_and_bias(attn.in_proj_weight, attn.in_proj_bias)
+    D, scale = qkv_weight.shape[0], 1 / math.sqrt(head_dim)  # exact for head widths 4^k (1/8 at d_k = 64)
+    qkv_weight[:, :D] *= scale
+    qkv_bias = qkv_bias.clone()
+    qkv_bias[:D] *= scale
+    return _StepWeights(_layer_norm_args(layer.norm1), _layer_norm_args(layer.norm2), qkv_weight, qkv_bias,
+                        *matrix_and_bias(attn.out_proj.weight, attn.out_proj.bias),
+                        *matrix_and_bias(layer.linear1.weight, layer.linear1.bias),
+                        *matrix_and_bias(layer.linear2.weight, layer.linear2.bias))
 
 
 class LogitsOnly(nn.Module):

@@ -5,8 +5,8 @@ Models follow the language-model contract ``model(ids (B, T), state) -> (logits 
 the prompt is read once, then each step feeds only the newest token, so the work per generated
 token is constant for a recurrent model. A model may also offer ``incremental_decoder()``: an object
 with ``prefill(ids (B, P)) -> logits (B, V)`` and ``step(ids (B,)) -> logits (B, V)`` computing the
-same logits faster (GPT's static KV cache: bitwise the same; the recurrent models' cell kernels: the
-same to float32 rounding). The sampler uses it unless told not to; the tokens drawn are the same.
+same logits faster (GPT's static KV cache, the recurrent models' cell kernels: the same to float32
+rounding). The sampler uses it unless told not to; the tokens drawn are the same.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temper
     """Yield the next token ids (B,) one step at a time, ``max_new_tokens`` times at most.
 
     With ``stop_token``, a row that produced it keeps producing it, and generation ends when every
-    row has. ``use_decoder=False`` steps through ``model(ids, state)`` even where the model offers a
-    faster ``incremental_decoder()`` (the two give the same tokens; the flag exists to compare them).
+    row has. ``use_decoder=False`` is the reference path: it steps through ``model(ids, state)`` even
+    where the model offers a faster ``incremental_decoder()`` and draws with ``torch.multinomial``; the
+    default path draws the same tokens with ``draw_tokens`` (the flag exists to compare the two).
     Shapes: prompt (B, P) with P >= 1.
     """
     check_sampling(temperature, top_k, top_p)
@@ -67,10 +68,11 @@ def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temper
         raise UserError("generation needs a prompt of at least one token")
     model.eval()
     logits, step = start_decoding(model, prompt, use_decoder)
+    draw = draw_tokens if use_decoder else lambda probs, gen: torch.multinomial(probs, 1, generator=gen).squeeze(1)
     done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     for _ in range(max_new_tokens):
         probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
-        token = torch.multinomial(probs.cpu(), 1, generator=generator).to(prompt.device).squeeze(1)
+        token = draw(probs.cpu(), generator).to(prompt.device)
         if stop_token is not None:
             token = token.masked_fill(done, stop_token)
             done |= token == stop_token
@@ -78,6 +80,20 @@ def generate(model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, temper
         if stop_token is not None and bool(done.all()):
             return
         logits = step(token)
+
+
+def draw_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row, exactly the draw of ``torch.multinomial(probs, 1, generator=generator)``.
+
+    Math: argmax_i p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (the exponential race:
+    -log U_i / p_i is Exp(p_i), and the first of independent exponentials to fire is i with
+    probability p_i / Σp); ATen's multinomial draws one sample without replacement this way, from the
+    same generator, so the tokens are identical (tests/tasks/test_sampling.py), minus its per-call
+    input checks (about ten kernel calls, a tenth of a fast decode step at batch 1).
+    Shapes: probs (B, V), rows summing to 1 -> ids (B,).
+    """
+    race = torch.empty_like(probs).exponential_(1, generator=generator)
+    return torch.div(probs, race, out=race).argmax(-1)
 
 
 def start_decoding(model: nn.Module, prompt: torch.Tensor, use_decoder: bool = True
