@@ -17,7 +17,8 @@ from archzoo.vocab import PAD_ID, UNK_ID
 from helpers import needs_mr
 
 pytestmark = needs_mr
-FAST = ["data.max_examples=1500", "train.batch_size=50", "train.log_every_steps=5", "train.eval_batch_size=500"]
+FAST = ["data.max_examples=1500", "train.batch_size=50", "train.log_every_steps=5", "train.eval_batch_size=500",
+        "train.compile=false"]  # the preset compiles where it can; these few steps would spend their time compiling
 
 
 def task(**kwargs: object) -> SentenceClassification:

@@ -218,3 +218,13 @@ def test_compile_without_a_compiler_is_one_line(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("CXX", "no-such-compiler")
     with pytest.raises(UserError, match="train.compile needs a C.. compiler on CPU"):
         Trainer(small_config(**{"train.compile": True}), tmp_path, progress=False, verbose=False)
+
+
+def test_compile_auto_without_a_compiler_trains_eagerly_with_a_notice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    trainer = Trainer(small_config(**{"train.compile": "auto", "train.max_steps": 2}), tmp_path, progress=False, verbose=False)
+    assert trainer.phase_modules == [trainer.model]  # not wrapped by torch.compile
+    assert "train.compile='auto' trains eagerly here" in capsys.readouterr().err
+    with pytest.raises(UserError, match="train.compile must be true, false or 'auto'"):
+        small_config(**{"train.compile": "sometimes"})

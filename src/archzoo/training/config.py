@@ -54,7 +54,9 @@ class TrainConfig:
     accum_steps: int = 1
     precision: str = "fp32"  # fp32 | bf16 (autocast; master weights stay fp32)
     channels_last: bool = False
-    compile: bool = False  # torch.compile the training forward (inductor: a C++ compiler on CPU, Triton on CUDA)
+    # torch.compile the training forward (inductor: a C++ compiler on CPU, Triton on CUDA); "auto": compile
+    # when this machine can, else train eagerly with a one-line notice (presets where it measured faster)
+    compile: bool | str = False
     eval_every_steps: int = 0  # 0: evaluate every ``eval_every_epochs`` epochs
     eval_every_epochs: int = 1
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0: off
@@ -68,6 +70,7 @@ class TrainConfig:
             if not ok:
                 raise UserError(message)
 
+        need(self.compile in (True, False, "auto"), f"train.compile must be true, false or 'auto', got {self.compile!r}")
         need(self.lr > 0 and math.isfinite(self.lr), f"train.lr must be a number > 0, got {self.lr}; try --set train.lr=1e-3")
         need(self.muon_lr > 0 and math.isfinite(self.muon_lr),
              f"train.muon_lr must be a number > 0, got {self.muon_lr}; try --set train.muon_lr=0.02")

@@ -60,20 +60,34 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
-def check_compiler(device: torch.device) -> None:
-    """``train.compile`` on a machine that cannot compile: one line when the trainer is built, not a
-    compiler traceback at the first step."""
+def compiler_missing(device: torch.device) -> str:
+    """Why ``train.compile`` cannot work on ``device`` here (one line naming the fix), or "" if it can."""
     import os
     import shutil
 
     if device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
-        raise UserError("train.compile needs a C++ compiler on CPU (torch.compile's inductor backend): install one "
-                        "(apt-get install g++) or set train.compile=false")
+        return ("train.compile needs a C++ compiler on CPU (torch.compile's inductor backend): install one "
+                "(apt-get install g++) or set train.compile=false")
     if device.type == "cuda":
         import importlib.util
 
         if importlib.util.find_spec("triton") is None:
-            raise UserError("train.compile on CUDA needs Triton (pip install triton) or set train.compile=false")
+            return "train.compile on CUDA needs Triton (pip install triton) or set train.compile=false"
+    return ""
+
+
+def use_compile(setting: bool | str, device: torch.device) -> bool:
+    """Whether to compile: ``True`` on a machine that cannot is one line when the trainer is built, not a
+    compiler traceback at the first step; ``"auto"`` there trains eagerly with a notice."""
+    if not setting:
+        return False
+    missing = compiler_missing(device)
+    if missing and setting == "auto":
+        print(f"notice: train.compile='auto' trains eagerly here: {missing}", file=sys.stderr, flush=True)
+        return False
+    if missing:
+        raise UserError(missing)
+    return True
 
 
 class TrainStep:
@@ -203,8 +217,7 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.phase_modules = [DistributedDataParallel(m, device_ids=ids) for m in self.phase_modules]
-        if tc.compile:  # the training forward only: evaluation and checkpoints use self.model, uncompiled
-            check_compiler(self.device)
+        if use_compile(tc.compile, self.device):  # the training forward only: evaluation and checkpoints use self.model
             self.phase_modules = [torch.compile(m) for m in self.phase_modules]
 
     @property
