@@ -192,6 +192,8 @@ class StaticCacheDecoder:
         for w in self.weights:
             qkv, cache = like.new_empty(batch, 3, H, d), like.new_zeros(2, batch, H, model.context, d)
             self.cache.append(cache)
+            # on the numpy path the rotated halves, the new keys and values and their slots as arrays
+            as_array = (lambda t: t.numpy()) if self.numpy_blas else (lambda t: t)
             self.plan.append(_LayerPlan(
                 w.norm1, w.norm2,
                 affine(w.qkv_weight, w.qkv_bias, qkv.view(batch, -1), None),  # x -> qkv
@@ -199,10 +201,10 @@ class StaticCacheDecoder:
                 affine(w.fc1_weight, w.fc1_bias, self.ffn, None),  # x -> ffn
                 affine(w.fc2_weight, w.fc2_bias, self.proj, self.h),  # x -> h += x W_2 + b_2
                 # queries and keys as d/2 complex pairs, rotated in place: (B, 2, H, d/2)
-                torch.view_as_complex(qkv[:, :2].unflatten(-1, (d // 2, 2))),
+                as_array(torch.view_as_complex(qkv[:, :2].unflatten(-1, (d // 2, 2)))),
                 qkv[:, 0],  # queries (B, H, d)
-                qkv[:, 1:].transpose(0, 1),  # new keys and values (2, B, H, d)
-                cache.permute(3, 0, 1, 2, 4),  # their slots (context, 2, B, H, d)
+                as_array(qkv[:, 1:].transpose(0, 1)),  # new keys and values (2, B, H, d)
+                as_array(cache.permute(3, 0, 1, 2, 4)),  # their slots (context, 2, B, H, d)
                 cache[0].flatten(0, 1).mT,  # keys (B·H, d, context)
                 cache[1].flatten(0, 1)))  # values (B·H, context, d)
 
@@ -231,12 +233,19 @@ class StaticCacheDecoder:
         if model.position is not None:
             h.copy_(model.position(h[:, None], offset=pos)[:, 0])
         rotation = None if self.rotations is None else self.rotations.select(0, pos)
+        if self.numpy_blas and rotation is not None:
+            rotation = rotation.numpy()
         attn_out, attn_rows, d = self.attn_out, self.attn_out.view(self.batch, -1), self.head_dim
         for norm1, norm2, qkv_proj, out_proj, fc1, fc2, rotated, query, new_kv, slots, keys, values in self.plan:
             qkv_proj(torch.layer_norm(h, *norm1))
-            if rotation is not None:
-                rotated.mul_(rotation)
-            slots.select(0, pos).copy_(new_kv)
+            if self.numpy_blas:  # two numpy calls on the same memory cost a third of two torch calls here
+                if rotation is not None:
+                    np.multiply(rotated, rotation, out=rotated)
+                slots[pos] = new_kv
+            else:
+                if rotation is not None:
+                    rotated.mul_(rotation)
+                slots.select(0, pos).copy_(new_kv)
             # (B·H, 1, end); the reshape is a view at batch 1, a copy of the queries beyond
             if self.numpy_blas:  # numpy's matmul on the same memory: a quarter less dispatch than torch.bmm
                 scores = np.matmul(query.reshape(-1, 1, d).numpy(), keys.numpy()[:, :, :end])
@@ -290,10 +299,10 @@ class _LayerPlan(NamedTuple):
     out_proj: Callable[[Tensor], object]
     fc1: Callable[[Tensor], object]
     fc2: Callable[[Tensor], object]
-    rotated: Tensor
+    rotated: Tensor | np.ndarray  # arrays on the numpy path (``numpy_blas``)
     query: Tensor
-    new_kv: Tensor
-    slots: Tensor
+    new_kv: Tensor | np.ndarray
+    slots: Tensor | np.ndarray
     keys: Tensor
     values: Tensor
 
