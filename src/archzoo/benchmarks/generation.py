@@ -151,11 +151,36 @@ _DESCRIPTION = ("batch-1 tokens/s generating {tokens} tokens with preset {preset
                 "matrix products alone")
 
 
+def gpt_step_rates(model: nn.Module, steps: int = 200) -> dict[str, float]:
+    """Decode steps/s of GPT's static-cache decoder without the sampler, prompt of one token: the C step
+    (models/gpt_step.c) and the numpy path, best of 3 timings each (absent: the C step cannot be built)."""
+    from archzoo.models.gpt import StaticCacheDecoder
+
+    rates, token = {}, torch.zeros(1, dtype=torch.long)
+    for path, native in (("c", True), ("numpy", False)):
+        decoder = StaticCacheDecoder(model, native=None if native else False)
+        with torch.inference_mode():
+            decoder.prefill(token[:, None])
+            if native and decoder.native is None:
+                continue
+
+            def run(decoder: StaticCacheDecoder = decoder) -> None:
+                decoder.prefill(token[:, None])
+                for _ in range(steps):
+                    decoder.step(token)
+            rates[path] = round(steps / min(_seconds(run) for _ in range(3)))
+    return rates
+
+
 @register_benchmark("gpt-generation", "decoder_speedup", GENERATION_SPEEDUP, ">=", _DESCRIPTION.format(
-    tokens=512, preset="shakespeare-gpt", decoder="static KV cache, numpy's BLAS on CPU, logits to float32 rounding"))
+    tokens=512, preset="shakespeare-gpt", decoder="static KV cache; on CPU the whole step after the embedding as one "
+    "C call where a C compiler exists, else numpy's BLAS; logits to float32 rounding") + "; and decode steps/s of the "
+    "C step and the numpy path without the sampler")
 def gpt_generation(work_dir: Path, new_tokens: int = 512, rounds: int = 5) -> dict[str, Any]:
     model = preset_model("shakespeare-gpt")
-    return {**compare_generation(model, new_tokens, rounds), "context": model.context}
+    steps = gpt_step_rates(model)
+    return {**compare_generation(model, new_tokens, rounds), "context": model.context,
+            "decoder_path": "c" if "c" in steps else "numpy", "decoder_steps_per_s": steps}
 
 
 @register_benchmark("lstm-generation", "decoder_speedup", 1.0, ">=", _DESCRIPTION.format(

@@ -27,6 +27,7 @@ from archzoo.layers.norm import LayerNorm
 from archzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, rotary_table
 from archzoo.layers.transformer import TransformerEncoderLayer
 from archzoo.models.base import BATCH, ExportGraph
+from archzoo.models.gpt_step import native_step
 from archzoo.models.registry import register_model
 
 POSITIONS = ("learned", "sinusoidal", "rotary")
@@ -138,29 +139,35 @@ class GPT(nn.Module):
 
 class StaticCacheDecoder:
     """Generation state of a ``GPT`` in eval mode: every layer's keys and values in one buffer of
-    ``context`` positions allocated at the prompt, and a decode step of about fifteen calls per layer
-    into buffers and views made once.
+    ``context`` positions allocated at the prompt, and a decode step that reads each weight once.
 
     At batch 1 a step is a chain of matrix-vector products and small kernels, so its cost is the
-    bytes of the weight matrices plus a few microseconds of dispatch per kernel call. The step keeps
-    both small: the weights are copied once, when the decoder is made, into the layout that a row
-    vector times a matrix reads fastest (``x @ W`` with W (in, out) contiguous; MKL's gemm at M = 1 reads
-    ``nn.Linear``'s (out, in) about 1.4x slower here), and on CPU the products go through numpy's BLAS
-    (OpenBLAS reads them 1.6x to 3.8x faster than MKL at M = 1 on this machine); the attention scale
-    1/√d_k is folded into the query projection; queries, keys and values land in one preallocated
-    buffer per layer, the rotary rotation is one in-place complex multiplication of its query and key
-    halves, and one copy writes the new key and value into the cache; attention over the filled prefix
-    is two batched matrix products and a softmax (the fused SDPA kernel costs more than that for one
-    query); residual additions are in place.
+    bytes of the weight matrices plus the dispatch of every kernel call. The weights are copied once,
+    when the decoder is made, into the layout that a row vector times a matrix reads fastest (``x @ W``
+    with W (in, out) contiguous), with the attention scale 1/√d_k folded into the query projection.
+    Three paths compute the same step:
+
+    - on CPU in float32 where a C compiler exists, one C call (models/gpt_step.c, ``native``) runs every
+      layer, the final norm and the read-out: the Python path below spent about 600 of its 870 µs per
+      token in the dispatch of its ~70 calls (benchmarks/README.md, "Performance round 2");
+    - otherwise on CPU, the products through numpy's BLAS (OpenBLAS reads them 1.6x to 3.8x faster than
+      MKL's gemm at M = 1 on this machine), the rotary rotation as one in-place complex multiplication of
+      the query and key halves, one copy of the new key and value into the cache, and attention over the
+      filled prefix as two batched products and a softmax (the fused SDPA kernel costs more than that
+      for one query), all on views made once;
+    - elsewhere (CUDA, float64 off CPU) the same calls through torch.
+
     The logits equal ``forward``'s to float32 rounding (summation order differs), and the sampler draws
-    the same tokens (tests/tasks/test_sampling.py; benchmarks/README.md, "Performance round 2").
+    the same tokens (tests/tasks/test_sampling.py, tests/models/test_gpt_native.py).
     Sliding past the context recomputes through ``forward``, as it does.
     Shapes: ``prefill`` ids (B, P) -> logits (B, V); ``step`` ids (B,) -> logits (B, V).
     """
 
-    def __init__(self, model: GPT, numpy_blas: bool | None = None):
-        self.model, self.use_numpy = model, numpy_blas  # None: numpy's BLAS on CPU, torch's elsewhere
+    def __init__(self, model: GPT, numpy_blas: bool | None = None, native: bool | None = None):
+        # numpy_blas None: numpy's BLAS on CPU, torch's elsewhere; native None: the C step where it builds
+        self.model, self.use_numpy, self.use_native = model, numpy_blas, native
         first = model.layers[0]
+        self.activation_name = first.activation_name
         self.num_heads, self.head_dim = first.self_attn.num_heads, first.self_attn.head_dim
         self.rotary_base = first.self_attn.rotary.base if first.self_attn.rotary is not None else None
         self.act = activation(first.activation_name, "fused")
@@ -207,6 +214,11 @@ class StaticCacheDecoder:
                 as_array(cache.permute(3, 0, 1, 2, 4)),  # their slots (context, 2, B, H, d)
                 cache[0].flatten(0, 1).mT,  # keys (B·H, d, context)
                 cache[1].flatten(0, 1)))  # values (B·H, context, d)
+        self.native = None if self.use_native is False else native_step(
+            self.weights, self.cache, self.norm, self.head, self.rotations, self.h, F_, H, self.activation_name)
+        if self.use_native and self.native is None:
+            raise UserError("the C decode step (models/gpt_step.c) cannot run here: it needs float32 weights on CPU, "
+                            "a ReLU or GELU model and a C compiler (apt-get install gcc); or leave native unset")
 
     def prefill(self, ids: Tensor) -> Tensor:
         """Read ids (B, P) through ``forward`` and keep their keys and values; logits of the last position."""
@@ -232,6 +244,11 @@ class StaticCacheDecoder:
         torch.index_select(model.token_embedding.weight, 0, token, out=h)
         if model.position is not None:
             h.copy_(model.position(h[:, None], offset=pos)[:, 0])
+        if self.native is not None:  # every layer, the final norm and the read-out in one C call
+            logits = h.new_empty(self.batch, self.head.shape[1])
+            self.native(pos, logits)
+            self.length = end
+            return logits
         rotation = None if self.rotations is None else self.rotations.select(0, pos)
         if self.numpy_blas and rotation is not None:
             rotation = rotation.numpy()
