@@ -235,6 +235,28 @@ def test_activations_rule(relu: int | None, tanh: int | None, outcome: str) -> N
     assert verdict.outcome == outcome
 
 
+def test_activations_count_a_diverged_run_as_never_reaching_the_level() -> None:
+    """A rate at which the Trainer stopped on a non-finite loss (no test accuracy) loses to a rate that got
+    there; where every rate diverged the table says so instead of failing."""
+    steps = {(net, act): 40 for net in ("cnn", "mlp") for act in ("relu", "tanh", "sigmoid")}
+    rows = activation_records(steps)
+    curve = [{"step": 1, "seconds": 0.0, "train_error": 0.9, "test_error": 0.9}]
+    rows += records([({"network": "mlp", "activation": act, "lr": 0.2, "budget": 400}, 0,
+                      {"curve": curve, "steps": None, "seconds": None, "gradient_norms": [1.0, 0.5],
+                       "test_accuracy": None, "diverged": True}) for act in ("relu", "sigmoid")])
+    experiment = EXPERIMENTS.get("activations")
+    (verdict,) = experiment.decide(rows)
+    assert verdict.outcome == "refuted"  # tanh 40 = ReLU 40 in both networks: the diverged rate did not count
+    table = {(r[0], r[1]): r for r in experiment.tables(rows)[0].rows}
+    mlp = [k for k in table if k[0].startswith("deep MLP")]
+    assert len(mlp) == 3 and all(table[k][-1] == ("1 of 2" if k[1] != "tanh" else "0 of 1") for k in mlp)
+    all_diverged = records([({"network": n, "activation": a, "lr": 0.2, "budget": 400}, 0,
+                             {"curve": curve, "steps": None, "seconds": None, "gradient_norms": [1.0, 0.5],
+                              "test_accuracy": None, "diverged": True}) for n in ("cnn", "mlp")
+                            for a in ("relu", "tanh", "sigmoid")])
+    assert all(row[-2] == "diverged" for row in experiment.tables(all_diverged)[0].rows)
+
+
 def test_steps_to_reads_the_first_probe_at_the_level() -> None:
     from archzoo.lab.activations import steps_to
 

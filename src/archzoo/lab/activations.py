@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archzoo.errors import UserError
 from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, register_experiment
 from archzoo.lab.runner import run_training
 from archzoo.lab.vision import ErrorCurve, classification_run, fixed_subset
@@ -85,7 +86,8 @@ class Activations(Experiment):
                 f"constant learning rate {' / '.join(f'{lr:g}' for lr in lrs)}, no dropout, no augmentation, for at "
                 f"most {self.budget(quick)} steps; every {PROBE_EVERY} steps the training error on a fixed set of "
                 f"{PROBE_IMAGES} training images (eval mode) is probed and the run stops once it is at most "
-                f"{TARGET:.0%} (AlexNet fig. 1 used 25% on CIFAR-10, a harder set).{choice} Wall time to the level "
+                f"{TARGET:.0%} (AlexNet fig. 1 used 25% on CIFAR-10, a harder set).{choice} A run whose loss turns "
+                f"non-finite (the Trainer stops it) counts as never reaching the level. Wall time to the level "
                 f"excludes the probes. Gradient norms: ‖∂L/∂W‖ of each layer's weight on one batch of 256 training "
                 f"images at initialisation (the seed's fresh model).")
 
@@ -108,10 +110,15 @@ class Activations(Experiment):
         curve = ErrorCurve(PROBE_EVERY, PROBE_IMAGES, stop_below=TARGET)
         run = classification_run("fashion-mnist", name, args, steps=c["budget"], seed=cell.seed, optimizer="sgd",
                                  lr=c["lr"], momentum=0.9)
-        result = run_training(run, work_dir, data_dir, on_step=curve)
+        try:
+            accuracy, diverged = run_training(run, work_dir, data_dir, on_step=curve).test["accuracy"], False
+        except UserError as error:  # the Trainer stops on a non-finite loss: at this rate the run never gets there
+            if "diverged" not in str(error):
+                raise
+            accuracy, diverged = None, True
         return {"curve": curve.points, "steps": steps_to(curve.points, TARGET),
                 "seconds": steps_to(curve.points, TARGET, "seconds"), "gradient_norms": norms,
-                "test_accuracy": result.test["accuracy"]}
+                "test_accuracy": accuracy, "diverged": diverged}
 
     # -- analysis ---------------------------------------------------------------------------------
     def _best(self, results: list[CellResult]) -> dict[tuple[str, str], list[CellResult]]:
@@ -138,6 +145,9 @@ class Activations(Experiment):
         best = self._best(results)
         rows = []
         for (net, act), runs in best.items():
+            diverged = sum(bool(r.result.get("diverged")) for r in results
+                           if (r.config["network"], r.config["activation"]) == (net, act))
+            accuracies = [r.result["test_accuracy"] for r in runs if r.result["test_accuracy"] is not None]
             steps = [self._steps(r) for r in runs]
             reached = sum(r.result["steps"] is not None for r in runs)
             relu = statistics.median(self._steps(r) for r in best[(net, "relu")])
@@ -145,7 +155,8 @@ class Activations(Experiment):
                          f"{statistics.median(steps):.0f}" + ("" if reached == len(runs) else " (not reached: >=)"),
                          f"{statistics.median(self._seconds(r) for r in runs):.1f}",
                          f"{statistics.median(steps) / relu:.1f}x",
-                         f"{statistics.fmean(r.result['test_accuracy'] for r in runs) * 100:.1f}"])
+                         f"{statistics.fmean(accuracies) * 100:.1f}" if accuracies else "diverged",
+                         f"{diverged} of {sum((r.config['network'], r.config['activation']) == (net, act) for r in results)}"])
         grads = []
         for (net, act), runs in best.items():
             norms = [statistics.median(r.result["gradient_norms"][k] for r in runs)
@@ -155,7 +166,7 @@ class Activations(Experiment):
         grads = [g + [""] * (width - len(g)) for g in grads]
         return [Table(f"Steps and seconds to {TARGET:.0%} training error (median over seeds; fastest learning rate)",
                       ["network", "activation", "learning rate (per seed)", "steps", "seconds (probes excluded)",
-                       "steps / ReLU's", "test accuracy at stop (%)"], rows),
+                       "steps / ReLU's", "test accuracy at stop (%)", "runs diverged (every rate and seed)"], rows),
                 Table("Gradient norm ‖∂L/∂W‖ per layer at initialisation, input to output (median over seeds)",
                       ["network", "activation", *(f"layer {k + 1}" for k in range(width - 2))], grads)]
 
