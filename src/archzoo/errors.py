@@ -13,6 +13,11 @@ class UserError(Exception):
     """
 
 
+class TrainingDiverged(UserError):
+    """The loss turned non-finite and the trainer stopped; experiments that expect some runs to diverge
+    (learning-rate sweeps, clipping) catch this type and record the run as diverged."""
+
+
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ' (did you mean: a, b?)' for the nearest of ``choices`` to ``name``, or ''."""
     found = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)

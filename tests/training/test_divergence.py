@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from archzoo.cli.main import main
-from archzoo.errors import UserError
+from archzoo.errors import TrainingDiverged, UserError
 from archzoo.tasks.classification import ImageClassification
 from archzoo.training import checkpoint
 from archzoo.training.config import RunConfig, resolve_config
@@ -77,6 +77,7 @@ def test_absurd_learning_rate_diverges(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="diverged") as info:
         Trainer(cfg, tmp_path, progress=False, verbose=False).fit()
     assert "\n" not in str(info.value) and "train.lr" in str(info.value)
+    assert isinstance(info.value, TrainingDiverged)  # the type the lab's sweeps catch to record a diverged run
     if (tmp_path / "model.safetensors").exists():  # whatever was saved is finite
         tensors, _ = checkpoint.read_weights(tmp_path / "model.safetensors")
         assert all(torch.isfinite(v).all() for v in tensors.values())

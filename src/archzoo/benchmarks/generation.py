@@ -157,11 +157,11 @@ def gpt_step_rates(model: nn.Module, steps: int = 200) -> dict[str, float]:
     from archzoo.models.gpt import StaticCacheDecoder
 
     rates, token = {}, torch.zeros(1, dtype=torch.long)
-    for path, native in (("c", True), ("numpy", False)):
-        decoder = StaticCacheDecoder(model, native=None if native else False)
+    for path, native in (("c", None), ("numpy", False)):  # None: the C step where it builds
+        decoder = StaticCacheDecoder(model, native=native)
         with torch.inference_mode():
             decoder.prefill(token[:, None])
-            if native and decoder.native is None:
+            if path == "c" and decoder.native is None:
                 continue
 
             def run(decoder: StaticCacheDecoder = decoder) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archzoo.errors import UserError
+from archzoo.errors import TrainingDiverged
 from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, register_experiment
 from archzoo.lab.runner import run_training
 from archzoo.lab.vision import ErrorCurve, classification_run, fixed_subset
@@ -112,9 +112,7 @@ class Activations(Experiment):
                                  lr=c["lr"], momentum=0.9)
         try:
             accuracy, diverged = run_training(run, work_dir, data_dir, on_step=curve).test["accuracy"], False
-        except UserError as error:  # the Trainer stops on a non-finite loss: at this rate the run never gets there
-            if "diverged" not in str(error):
-                raise
+        except TrainingDiverged:  # the Trainer stops on a non-finite loss: at this rate the run never gets there
             accuracy, diverged = None, True
         return {"curve": curve.points, "steps": steps_to(curve.points, TARGET),
                 "seconds": steps_to(curve.points, TARGET, "seconds"), "gradient_norms": norms,

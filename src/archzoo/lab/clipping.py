@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from archzoo.errors import UserError
+from archzoo.errors import TrainingDiverged
 from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, mean_std, register_experiment
 from archzoo.lab.runner import run_training
 
@@ -79,9 +79,7 @@ class GradientClipping(Experiment):
         try:
             result = run_training(config, work_dir, data_dir)
             nonfinite, val_loss, stopped = False, float(result.best["loss"]), result.step
-        except UserError as e:
-            if "diverged" not in str(e):
-                raise
+        except TrainingDiverged:
             nonfinite, val_loss, stopped = True, math.inf, None
         records = [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         curve = [(r["step"], r["loss"]) for r in records if r.get("split") == "train"]

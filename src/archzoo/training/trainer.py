@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from archzoo.config import to_dict
-from archzoo.errors import UserError
+from archzoo.errors import TrainingDiverged, UserError
 from archzoo.fileio import ensure_writable_dir
 from archzoo.models import build_model
 from archzoo.tasks import TASKS, Task
@@ -284,10 +284,10 @@ class Trainer:
         self.model.train()
         return metrics
 
-    def _diverged(self, value: float) -> UserError:
+    def _diverged(self, value: float) -> TrainingDiverged:
         where = (f"the last good checkpoint, {self.run_dir / checkpoint.WEIGHTS} (step {self.last_saved_step}), "
                  "is intact" if self.last_saved_step is not None else "no checkpoint had been written yet")
-        return UserError(f"training diverged: loss is {value} at step {self.step}; stopped, and {where}; "
+        return TrainingDiverged(f"training diverged: loss is {value} at step {self.step}; stopped, and {where}; "
                          "lower train.lr or set train.clip_grad_norm")
 
     def _validate(self, epoch: int, logger: MetricsLogger) -> None:
