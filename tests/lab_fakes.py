@@ -25,12 +25,16 @@ class FakeExperiment(Experiment):
         self.calls: list[tuple[int, int]] = []
         self.interrupt_at: tuple[int, int] | None = None
         self.invert = False
+        self.alone_sizes: set[int] = set()  # cells of these sizes say they run alone (as timing cells do)
 
     def setup(self, quick: bool) -> str:
         return f"Two sizes, {'quick' if quick else 'full'} mode."
 
     def cells(self, quick: bool, seeds: Sequence[int]) -> list[Cell]:
         return [Cell({"size": size, "quick": quick}, seed, f"size {size}") for seed in seeds for size in (1, 2)]
+
+    def runs_alone(self, cell: Cell) -> bool:
+        return cell.config["size"] in self.alone_sizes
 
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         # every cell starts in a new, empty folder inside the lab's marked scratch folder

@@ -42,6 +42,7 @@ def test_run_and_report_through_the_cli(fake_experiment, capsys: pytest.CaptureF
     (["lab", "run", "long-rang"], "unknown experiment 'long-rang' (did you mean: long-range?)"),
     (["lab", "run", "vanishing-gradients", "--seeds", "0"], "--seeds must be >= 1, got 0"),
     (["lab", "all", "--quick", "--seeds", "-2"], "--seeds must be >= 1, got -2"),
+    (["lab", "run", "vanishing-gradients", "--jobs", "0"], "--jobs must be >= 1, got 0"),
     (["lab", "run", "gradient-clipping", "--threads", "0"], "--threads must be >= 1, got 0"),
     (["lab", "report", "{tmp}"], "holds no lab results"),
     (["lab", "report", "{tmp}/nowhere"], "is not a folder"),

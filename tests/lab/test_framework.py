@@ -83,6 +83,46 @@ def test_an_interrupted_run_resumes_where_it_stopped(fake_experiment, tmp_path: 
     assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
 
 
+def cell_results(out: Path) -> dict[str, dict]:
+    return {f.name: json.loads(f.read_text())["result"] for f in (out / NAME / "cells").iterdir()}
+
+
+def test_jobs_compute_the_same_cells_in_worker_processes(fake_experiment, tmp_path: Path) -> None:
+    run_experiment(NAME, tmp_path / "one", progress=False)
+    assert len(fake_experiment.calls) == 4
+    run_experiment(NAME, tmp_path / "two", progress=False, jobs=2)
+    assert len(fake_experiment.calls) == 4  # computed in the workers, not in this process
+    assert cell_results(tmp_path / "two") == cell_results(tmp_path / "one")
+    assert results(tmp_path / "two")["claims"] == results(tmp_path / "one")["claims"]
+    assert json.loads((tmp_path / "two" / NAME / "manifest.json").read_text())["jobs"] == 2
+    assert not (tmp_path / "two" / NAME / "runs").exists()
+
+
+def test_cells_that_run_alone_are_computed_here_before_the_workers_start(fake_experiment, tmp_path: Path) -> None:
+    fake_experiment.alone_sizes = {1}
+    run_experiment(NAME, tmp_path, progress=False, jobs=2)
+    assert fake_experiment.calls == [(1, 0), (1, 1)]  # the size-2 cells ran in the workers
+    assert len(cell_results(tmp_path)) == 4 and results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
+
+
+def test_an_interrupted_cell_in_a_worker_stops_the_run_and_the_others_stay_cached(fake_experiment,
+                                                                                 tmp_path: Path) -> None:
+    fake_experiment.interrupt_at = (2, 0)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(NAME, tmp_path, progress=False, jobs=2)
+    cached = {(r["cell"]["config"]["size"], r["cell"]["seed"]) for r in
+              (json.loads(f.read_text()) for f in (tmp_path / NAME / "cells").iterdir())}
+    assert (2, 0) not in cached and (1, 0) in cached  # the cell beside the interrupted one finished
+    fake_experiment.interrupt_at = None
+    run_experiment(NAME, tmp_path, progress=False, jobs=2)
+    assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
+
+
+def test_jobs_below_one_are_a_one_line_error(fake_experiment, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--jobs must be >= 1"):
+        run_experiment(NAME, tmp_path, progress=False, jobs=0)
+
+
 def test_report_rebuilds_pages_from_the_cache(fake_experiment, tmp_path: Path) -> None:
     run_experiment(NAME, tmp_path, progress=False)
     (tmp_path / f"{NAME}.md").unlink()

@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_OUT}, or {DEFAULT_QUICK_OUT} "
                        "with --quick)")
         q.add_argument("--data-dir", help="folder with datasets (before $ARCHZOO_DATA and the cache)")
-        q.add_argument("--threads", type=int, help="torch threads (timing experiments record it)")
+        q.add_argument("--threads", type=int, help="torch threads (timing experiments record it); with --jobs, per job")
+        q.add_argument("--jobs", type=int, default=1, help="cells computed at once, each in its own process (default "
+                       "1); e.g. --jobs 2 --threads 1 on 2 cores. Cells that time something still run alone")
         q.add_argument("--keep-runs", action="store_true", help="keep each cell's training run folder")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -65,6 +67,8 @@ def _prepare(args: argparse.Namespace, names: list[str]) -> tuple[Path, str]:
 
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be >= 1, got {args.threads}")
@@ -72,7 +76,8 @@ def _prepare(args: argparse.Namespace, names: list[str]) -> tuple[Path, str]:
     out = args.out or (DEFAULT_QUICK_OUT if args.quick else DEFAULT_OUT)
     ensure_writable_dir(out, "choose another --out")
     flags = (" --quick" if args.quick else "") + (f" --seeds {args.seeds}" if args.seeds else "") + \
-        (f" --threads {args.threads}" if args.threads else "") + f" --out {shlex.quote(str(out))}"
+        (f" --threads {args.threads}" if args.threads else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "") + \
+        f" --out {shlex.quote(str(out))}"
     return out, flags
 
 
@@ -86,7 +91,8 @@ def _run(names: list[str], args: argparse.Namespace, out: Path, command: str) ->
             counts["reused" if reused else "computed"] += 1
 
         page = run_experiment(name, out, quick=args.quick, seeds=args.seeds, data_dir=args.data_dir,
-                              progress=not args.no_progress, keep_runs=args.keep_runs, command=command, on_cell=count)
+                              progress=not args.no_progress, keep_runs=args.keep_runs, command=command, jobs=args.jobs,
+                              on_cell=count)
         _print_verdicts(out, name, page, counts)
 
 

@@ -138,6 +138,11 @@ class Experiment:
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         raise NotImplementedError
 
+    def runs_alone(self, cell: Cell) -> bool:
+        """True for a cell that times something a verdict reads: ``--jobs`` computes it with no other cell
+        running beside it."""
+        return False
+
     def tables(self, results: list[CellResult]) -> list[Table]:
         raise NotImplementedError
 

@@ -103,6 +103,9 @@ class TimedCharLMs(Experiment):
                   for s in seeds for m in self.models]
         return cells
 
+    def runs_alone(self, cell: Cell) -> bool:
+        return cell.config["kind"] == "timing"  # the step times every time axis is built from
+
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         c = cell.config
         if c["kind"] == "timing":

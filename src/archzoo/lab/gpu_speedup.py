@@ -81,6 +81,9 @@ class GpuSpeedup(Experiment):
         device = cuda_device_name() or "none"
         return [Cell({"workload": w, "gpu": device, **self.timing(quick)}, 0, w) for w in WORKLOADS]
 
+    def runs_alone(self, cell: Cell) -> bool:
+        return True  # every cell times CPU and GPU training steps
+
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         c = cell.config
         if c["gpu"] == "none" or not torch.cuda.is_available():

@@ -13,6 +13,11 @@ Layout of an output folder (``--out``), one folder per experiment::
 A cell whose JSON exists is never computed again: an interrupted run resumes at the first missing
 cell, and a rerun with more seeds computes only the new seeds. Cells are written atomically, so an
 interruption leaves a cell either finished or absent; its scratch folder is started afresh.
+
+With ``jobs`` > 1 the missing cells are computed by that many worker processes at once (each cell is
+seeded on its own, so its result does not depend on which worker runs it or when); a cell whose
+experiment says it ``runs_alone`` (it times something for a verdict) is computed first, with no
+other cell beside it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +117,10 @@ def resolve_seeds(exp: Experiment, seeds: int | None, quick: bool) -> list[int]:
 
 def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int | None = None,
                    data_dir: str | Path | None = None, progress: bool = True, keep_runs: bool = False,
-                   command: str = "", on_cell: Callable[[CellResult, bool], None] | None = None) -> Path:
-    """Compute every missing cell of experiment ``name`` into ``out_dir``, then write its page.
+                   command: str = "", jobs: int = 1,
+                   on_cell: Callable[[CellResult, bool], None] | None = None) -> Path:
+    """Compute every missing cell of experiment ``name`` into ``out_dir`` (``jobs`` cells at a time), then
+    write its page.
 
     ``on_cell(result, reused)`` is called after each cell. Returns the page's path.
     """
@@ -120,6 +128,8 @@ def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int 
 
     from archzoo.lab.report import write_page
 
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
     exp = EXPERIMENTS.get(name)
     seed_list = resolve_seeds(exp, seeds, quick)
     folder = ensure_writable_dir(experiment_dir(out_dir, name) / "cells", "choose another --out").parent
@@ -129,22 +139,60 @@ def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int 
         raise ValueError(f"experiment {name} lists a cell twice")
     manifest = {"experiment": name, "title": exp.title, "version": exp.version, "mode": "quick" if quick else "full",
                 "seeds": seed_list, "command": command, "started": now(), "torch_threads": torch.get_num_threads(),
-                "cells": [c.to_dict() for c in cells]}
+                "jobs": jobs, "cells": [c.to_dict() for c in cells]}
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-    bar = tqdm(cells, desc=name, unit="cell", disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
-    for cell in bar:
-        bar.set_postfix_str(f"{cell.label} seed {cell.seed}", refresh=True)
+    bar = tqdm(total=len(cells), desc=name, unit="cell", disable=not (progress and sys.stderr.isatty()),
+               dynamic_ncols=True)
+    missing = []
+    for cell in cells:
         cached = read_cell(cell_path(out_dir, name, cell))
-        reused = cached is not None and cached.meta.get("version", 1) == exp.version
-        record = cached if reused else compute_cell(exp, cell, out_dir, data_dir, keep_runs)
-        assert record is not None
+        if cached is not None and cached.meta.get("version", 1) == exp.version:
+            bar.update()
+            if on_cell is not None:
+                on_cell(cached, True)
+        else:
+            missing.append(cell)
+    for record in compute_cells(exp, missing, out_dir, data_dir, keep_runs, jobs,
+                                lambda text: bar.set_postfix_str(text, refresh=True)):
+        bar.update()
         if on_cell is not None:
-            on_cell(record, reused)
+            on_cell(record, False)
     bar.close()
     runs = folder / "runs"
     if runs.is_dir() and not any(runs.iterdir()):
         runs.rmdir()
     return write_page(out_dir, name)
+
+
+def compute_cells(exp: Experiment, cells: list[Cell], out_dir: Path, data_dir: str | Path | None, keep_runs: bool,
+                  jobs: int, show: Callable[[str], None]) -> Iterator[CellResult]:
+    """Compute ``cells``, yielding each record as it finishes: in order in this process when ``jobs`` is 1
+    (or one cell is left); else the cells that run alone first, here, then the rest in ``jobs`` worker
+    processes with this process's torch threads each, in the order they finish. ``show`` receives what is
+    running. When a cell fails, the cells already running finish (and are cached) before the error rises."""
+    alone = [c for c in cells if jobs == 1 or exp.runs_alone(c)]
+    shared = [c for c in cells if c not in alone]
+    if len(shared) == 1:
+        alone, shared = cells, []
+    for cell in alone:
+        show(f"{cell.label} seed {cell.seed}")
+        yield compute_cell(exp, cell, out_dir, data_dir, keep_runs)
+    if not shared:
+        return
+    import multiprocessing
+
+    # spawn, not fork: a forked child of a process that has run torch's thread pools can deadlock
+    workers = min(jobs, len(shared))
+    show(f"{len(shared)} cells on {workers} workers")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),)) as pool:
+        futures = [pool.submit(compute_cell, exp, cell, out_dir, data_dir, keep_runs) for cell in shared]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def run_training(data: dict[str, Any], run_dir: Path, data_dir: str | Path | None = None,

@@ -147,6 +147,9 @@ class Parallelism(Experiment):
         return [Cell({"length": t, "batch": BATCH, "rounds": self.rounds(quick), "new_tokens": NEW_TOKENS}, 0, f"T={t}")
                 for t in self.lengths(quick)]
 
+    def runs_alone(self, cell: Cell) -> bool:
+        return True  # every cell times training steps and decoding
+
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         length, rounds = cell.config["length"], cell.config["rounds"]
         torch.manual_seed(0)
