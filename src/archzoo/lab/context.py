@@ -31,8 +31,8 @@ class BidirectionalAndDepth(Experiment):
     name = "bidirectional-and-depth"
     title = "Do bidirectional and deeper RNNs capture more context? MR sentiment and a character LM"
     quick_seeds = 1
-    full_minutes = ("33 min measured for seed 0 alone on one thread of this project's shared 2-core machine (load "
-                    "5-11); about 1.6 hours for the default three seeds")
+    full_minutes = ("50 min of compute measured for the three seeds on one thread of this project's shared 2-core "
+                    "machine (seed 0 33 min at load 5-11, seeds 1 and 2 17 min together at load about 2)")
     claims = (
         Claim("bidirectional-helps",
               "The BRNN can be trained without the limitation of using input information just up to a preset future "

@@ -65,8 +65,8 @@ class LongRange(Experiment):
     name = "long-range"
     title = "How far back can each architecture remember? Adding problem and delayed recall up to T = 1,000"
     quick_seeds = 1
-    full_minutes = ("59 min measured for seeds 0 and 1 on one thread of this project's shared 2-core machine (load "
-                    "5-11; seed 1 alone 14 min once it was quieter); about 1-1.5 hours for the default three seeds")
+    full_minutes = ("73 min of compute measured for the three seeds on one thread of this project's shared 2-core "
+                    "machine (load 1-12; seed 2 alone 14 min at load about 2); about 40 min with --jobs 2 on 2 cores")
     claims = (
         Claim("gates-beat-tanh",
               "Our experiments revealed that these advanced recurrent units are indeed better than more traditional "
