@@ -3,9 +3,13 @@ and the-articles-code's verdict rules on made-up records."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
+from archzoo.errors import UserError
 from archzoo.lab import EXPERIMENTS
 from archzoo.lab.articles_code import (
     TRANSFORMER_VARIANTS,
@@ -122,3 +126,42 @@ def length_records(long_bleu: dict[str, float], short: float = 40.0) -> list[Cel
 def test_attention_and_length_rule_reads_the_longest_bucket_with_100_sentences(long_bleu: dict, outcome: str) -> None:
     (verdict,) = EXPERIMENTS.get("attention-and-length").decide(length_records(long_bleu))
     assert verdict.outcome == outcome and verdict.numbers["long bucket"] == "15-19"
+
+
+BUCKETS = [["1-9", 30.0, 406], ["10-14", 28.0, 445], ["15-19", 25.0, 114], ["20-24", 20.0, 31], ["25+", 10.0, 4]]
+
+
+def test_a_finished_run_of_the_same_preset_and_seed_is_read_and_another_seed_is_not(tmp_path) -> None:
+    from archzoo.lab.attention_length import finished_run
+
+    run = tmp_path / "multi30k-lstm"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"seed": 1}}))
+    (run / "eval.json").write_text(json.dumps({"bleu": 27.0, "test_sets": {"test2016": {"bleu_by_length": BUCKETS}}}))
+    report, source = finished_run(tmp_path, "multi30k-lstm", 1)
+    assert report["bleu"] == 27.0 and source == str(run / "eval.json")
+    assert finished_run(tmp_path, "multi30k-lstm", 0) is None
+    assert finished_run(tmp_path, "multi30k-attention", 1) is None  # nothing for that preset: the cell trains
+
+
+def test_a_benchmark_record_counts_as_the_presets_own_seed_only(tmp_path) -> None:
+    from archzoo.lab.attention_length import bucket_scores, finished_run
+
+    record = {"preset": "multi30k-attention", "status": "completed", "overrides": [], "value": 34.4,
+              "bleu_by_length": BUCKETS}
+    (tmp_path / "multi30k-attention.json").write_text(json.dumps(record))
+    report, source = finished_run(tmp_path, "multi30k-attention", 0)  # the preset trains with seed 0
+    assert bucket_scores(report) == BUCKETS and report["bleu"] == 34.4 and source.endswith("multi30k-attention.json")
+    assert finished_run(tmp_path, "multi30k-attention", 2) is None
+    (tmp_path / "multi30k-attention.json").write_text(json.dumps({**record, "overrides": ["train.epochs=1"]}))
+    with pytest.raises(UserError, match="without overrides"):
+        finished_run(tmp_path, "multi30k-attention", 0)
+
+
+def test_the_committed_benchmark_records_are_readable_full_mode_cells() -> None:
+    from archzoo.lab.attention_length import PRESETS, bucket_scores, finished_run
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    for preset in PRESETS:
+        report, _ = finished_run(results, preset, 0)
+        assert [b[0] for b in bucket_scores(report)] == [b[0] for b in BUCKETS]

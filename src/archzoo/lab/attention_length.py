@@ -1,8 +1,10 @@
 """attention-and-length: BLEU by source-length bucket on Multi30k test2016 (de -> en) for the LSTM seq2seq,
 the GRU context-vector model, Bahdanau attention and the Transformer, from the committed presets
-(Bahdanau et al. 2015, fig. 2). The models are trained by the experiment, or read from finished runs of the
-presets: set ``ARCHZOO_LAB_TRANSLATION_RUNS`` to a folder holding one run folder per preset, named after
-it (``multi30k-attention/`` ...), and the cells read each run's test report instead of training."""
+(Bahdanau et al. 2015, fig. 2). Each full-mode cell is one preset trained with its full recipe at one seed.
+A cell reads a finished run of that preset and seed instead of training when ``ARCHZOO_LAB_TRANSLATION_RUNS``
+names a folder holding one: a run folder named after the preset (``multi30k-attention/eval.json``, its
+``config.json`` giving the seed) or an ``archzoo bench`` record (``multi30k-attention.json``, trained with the
+preset's own seed and no overrides), e.g. the committed ``benchmarks/results``."""
 
 from __future__ import annotations
 
@@ -39,6 +41,29 @@ def bucket_scores(report: dict[str, Any]) -> list[list[Any]]:
                         "(`archzoo eval RUN`)") from None
 
 
+def finished_run(folder: Path, preset: str, seed: int) -> tuple[dict[str, Any], str] | None:
+    """The test report of a finished full-recipe run of ``preset`` at ``seed`` in ``folder``, and where it
+    came from; None when the folder holds none for that seed."""
+    from archzoo.training.config import load_preset
+
+    run = folder / preset
+    if (run / "eval.json").is_file() and (run / "config.json").is_file():
+        if json.loads((run / "config.json").read_text())["train"].get("seed", 0) == seed:
+            return json.loads((run / "eval.json").read_text()), str(run / "eval.json")
+        return None
+    record_path = folder / f"{preset}.json"
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    if record.get("preset") != preset or record.get("status") != "completed" or record.get("overrides"):
+        raise UserError(f"{record_path} is not a completed `archzoo bench {preset}` record without overrides; "
+                        f"remove it from ${REUSE_ENV} or rerun the benchmark")
+    if load_preset(preset)["train"].get("seed", 0) != seed:
+        return None
+    report = {"test_sets": {"test2016": {"bleu_by_length": record["bleu_by_length"]}}, "bleu": record["value"]}
+    return report, str(record_path)
+
+
 def long_bucket(buckets: list[list[Any]]) -> int:
     """Index of the longest source-length bucket with at least MIN_SENTENCES sentences (test2016's 25+ bucket
     holds only a handful, too few for a corpus BLEU)."""
@@ -51,7 +76,8 @@ class AttentionAndLength(Experiment):
     title = "Does attention remove the context vector's trouble with long sentences? BLEU by source length"
     quick_seeds = 1
     default_seeds = 1  # each model is one preset run (hours); seeds multiply that
-    full_minutes = "estimated 8 h on one thread of this project's shared 2-core machine (the presets' full training)"
+    # the four presets' benchmark runs trained 60 + 69 + 99 + 83 min (benchmarks/results/multi30k-*.json)
+    full_minutes = "about 5.2 h per seed on one thread of this project's shared 2-core machine (the presets' full training)"
     claims = (
         Claim("context-vector-hurts-long-sentences",
               "A potential issue with this encoder-decoder approach is that a neural network needs to be able to "
@@ -74,8 +100,9 @@ class AttentionAndLength(Experiment):
     def setup(self, quick: bool) -> str:
         budget = (f"trained by the one Trainer for {self.steps(quick)} steps each (a quick run: far from the "
                   f"presets' quality), float32, test2016 only, beam 1, no length-penalty search" if quick else
-                  "trained by the one Trainer with their presets' full recipes (or read from finished preset runs "
-                  f"in ${REUSE_ENV})")
+                  "each trained by the one Trainer with its preset's full recipe (about 5.2 h for the four on one "
+                  "thread here), or read from a finished run of the same preset and seed (the second table names "
+                  "each run's source)")
         presets = ", ".join(f"`{p}` ({label})" for p, label in PRESETS.items())
         return (f"Multi30k de -> en. The four committed presets ({presets}), "
                 f"{budget}. The test report of each run gives the corpus sacreBLEU of the beam hypotheses of "
@@ -83,20 +110,21 @@ class AttentionAndLength(Experiment):
                 f"(whitespace tokens of the German source); the figure is Bahdanau et al.'s fig. 2 on this data.")
 
     def cells(self, quick: bool, seeds: Sequence[int]) -> list[Cell]:
-        reuse = os.environ.get(REUSE_ENV, "")
-        return [Cell({"preset": p, "steps": self.steps(quick), **({"reuse": reuse} if reuse and not quick else {})},
-                     s, p) for s in seeds for p in PRESETS]
+        return [Cell({"preset": p, "steps": self.steps(quick)}, s, p) for s in seeds for p in PRESETS]
 
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         from archzoo.training.config import load_preset
 
         c = cell.config
-        if c.get("reuse"):
-            report = Path(c["reuse"]) / c["preset"] / "eval.json"
-            if not report.is_file():
-                raise UserError(f"{report} does not exist: ${REUSE_ENV} must hold one finished run folder per preset")
-            data = json.loads(report.read_text())
-            return {"buckets": bucket_scores(data), "bleu": data.get("bleu"), "source": str(report)}
+        reuse = os.environ.get(REUSE_ENV, "")
+        if reuse and not c["steps"]:  # a finished full-recipe run of this preset and seed is this cell's result
+            if not Path(reuse).is_dir():
+                raise UserError(f"${REUSE_ENV}={reuse} is not a folder: point it at finished translation runs "
+                                f"(run folders or `archzoo bench` records) or unset it")
+            found = finished_run(Path(reuse), c["preset"], cell.seed)
+            if found is not None:
+                data, source = found
+                return {"buckets": bucket_scores(data), "bleu": data.get("bleu"), "source": source}
         config = load_preset(c["preset"])
         config.pop("description", None)
         config["train"] = {**config["train"], "seed": cell.seed}
@@ -121,8 +149,14 @@ class AttentionAndLength(Experiment):
         rows = [[PRESETS[p], *(f"{v:.1f}" for v in vals), f"{vals[0] - vals[k]:+.1f}",
                  f"{mean([r.result['bleu'] or 0.0 for r in results if r.config['preset'] == p]):.1f}"]
                 for p, vals in scores.items()]
+        long_label = results[0].result["buckets"][k][0]
+        runs = [[PRESETS[r.config["preset"]], str(r.seed), f"{r.result['bleu'] or 0.0:.2f}",
+                 f"{r.result['buckets'][k][1]:.2f}", f"{r.result['buckets'][0][1] - r.result['buckets'][k][1]:+.2f}",
+                 r.result["source"]] for r in sorted(results, key=lambda r: (r.config["preset"], r.seed))]
         return [Table("test2016 beam BLEU by source length (tokens), mean over seeds",
-                      ["model", *labels, f"drop (1-9 minus {results[0].result['buckets'][k][0]})", "corpus BLEU"], rows)]
+                      ["model", *labels, f"drop (1-9 minus {long_label})", "corpus BLEU"], rows),
+                Table("Each run", ["model", "seed", "corpus BLEU", f"BLEU {long_label}", f"drop (1-9 minus {long_label})",
+                                   "source"], runs)]
 
     def figures(self, results: list[CellResult], out_dir: Path) -> list[Figure]:
         from archzoo.viz.plots import Panel, plot_panels
