@@ -162,10 +162,10 @@ class AttentionAndLength(Experiment):
         from archzoo.viz.plots import Panel, plot_panels
 
         scores = self._scores(results)
-        xs = list(range(len(results[0].result["buckets"])))
-        panel = Panel("Multi30k de -> en, test2016", "source-length bucket: " +
-                      ", ".join(f"{k}: {b[0]}" for k, b in zip(xs, results[0].result["buckets"], strict=True)),
-                      "BLEU", {PRESETS[p]: (xs, vals, None) for p, vals in scores.items()})
+        buckets = results[0].result["buckets"]
+        panel = Panel("Multi30k de -> en, test2016", "source length (German tokens), sentences in the bucket", "BLEU",
+                      {PRESETS[p]: (range(len(vals)), vals, None) for p, vals in scores.items()},
+                      xticks=[f"{b[0]}\n(n={b[2]})" for b in buckets])
         path = plot_panels([panel], out_dir / "bleu-by-length.png", "BLEU against source length (Bahdanau et al. fig. 2)")
         return [Figure(path, "Corpus BLEU of each source-length bucket; a context-vector model's line falling faster "
                              "than the attention model's is the bottleneck the claim describes.")]

@@ -202,7 +202,8 @@ def plot_bleu_by_length(series: dict[str, Sequence[tuple[str, float]]], path: Pa
 @dataclass
 class Panel:
     """One panel of ``plot_panels``: ``series[label] = (xs, ys, errors or None)``; errors draw a band of ±error
-    (the lab's ± std over seeds). ``hlines`` are labelled horizontal reference lines (a baseline, chance)."""
+    (the lab's ± std over seeds). ``hlines`` are labelled horizontal reference lines (a baseline, chance);
+    ``xticks`` names categorical x positions (x = 0, 1, ...: buckets)."""
 
     title: str
     xlabel: str
@@ -212,6 +213,7 @@ class Panel:
     logy: bool = False
     hlines: dict[str, float] = field(default_factory=dict)
     markers: bool = True
+    xticks: Sequence[str] = ()
 
 
 def plot_panels(panels: Sequence[Panel], path: Path, title: str = "", columns: int = 0) -> Path:
@@ -236,6 +238,8 @@ def plot_panels(panels: Sequence[Panel], path: Path, title: str = "", columns: i
             ax.set_xscale("log")
         if panel.logy:
             ax.set_yscale("log")
+        if panel.xticks:
+            ax.set_xticks(range(len(panel.xticks)), panel.xticks, fontsize=8)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
