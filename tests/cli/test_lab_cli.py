@@ -38,12 +38,23 @@ def test_run_and_report_through_the_cli(fake_experiment, capsys: pytest.CaptureF
     assert rc == 0 and "bigger-wins: supported" in out and f"index: {tmp_path / 'index.md'}" in out
 
 
+def test_only_through_the_cli(fake_experiment, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, out, _ = cli(capsys, "lab", "run", "fake-bigger-is-better", "--only", "size 2", "--out", str(tmp_path))
+    assert rc == 0 and "(2 cells computed, 0 reused)" in out and "bigger-wins: incomplete" in out
+    manifest = json.loads((tmp_path / "fake-bigger-is-better" / "manifest.json").read_text())
+    assert manifest["command"] == f"archzoo lab run fake-bigger-is-better --only 'size 2' --out {tmp_path}"
+    rc, out, _ = cli(capsys, "lab", "run", "fake-bigger-is-better", "--out", str(tmp_path))
+    assert rc == 0 and "(2 cells computed, 2 reused)" in out and "bigger-wins: supported" in out
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["lab", "run", "long-rang"], "unknown experiment 'long-rang' (did you mean: long-range?)"),
     (["lab", "run", "vanishing-gradients", "--seeds", "0"], "--seeds must be >= 1, got 0"),
     (["lab", "all", "--quick", "--seeds", "-2"], "--seeds must be >= 1, got -2"),
     (["lab", "run", "vanishing-gradients", "--jobs", "0"], "--jobs must be >= 1, got 0"),
     (["lab", "run", "gradient-clipping", "--threads", "0"], "--threads must be >= 1, got 0"),
+    (["lab", "run", "attention-and-length", "--only", "multi30k-gru"], "no such cell label; its labels are multi30k-lstm"),
+    (["lab", "run", "attention-and-length", "--only", ","], "give at least one cell label"),
     (["lab", "report", "{tmp}"], "holds no lab results"),
     (["lab", "report", "{tmp}/nowhere"], "is not a folder"),
     (["lab", "run", "parameters-vs-length", "--out", "{tmp}/a-file/lab"], "cannot write to folder"),

@@ -118,6 +118,28 @@ def test_an_interrupted_cell_in_a_worker_stops_the_run_and_the_others_stay_cache
     assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
 
 
+def test_only_computes_the_named_cells_and_the_parts_add_up_to_the_whole_run(fake_experiment,
+                                                                           tmp_path: Path) -> None:
+    run_experiment(NAME, tmp_path, progress=False, only=["size 2"])
+    assert fake_experiment.calls == [(2, 0), (2, 1)]
+    summary = results(tmp_path)
+    assert not summary["complete"] and summary["missing_cells"] == 2 and summary["claims"][0]["verdict"] is None
+    assert "Missing cells (2): size 1 seed 0, size 1 seed 1" in (tmp_path / f"{NAME}.md").read_text()
+    run_experiment(NAME, tmp_path, progress=False, only=["size 1", "size 2"], jobs=2)  # size 2 is cached
+    assert len(fake_experiment.calls) == 2 and len(cell_results(tmp_path)) == 4
+    assert results(tmp_path)["complete"]
+    whole = tmp_path / "whole"
+    run_experiment(NAME, whole, progress=False)
+    assert cell_results(whole) == cell_results(tmp_path)
+    assert results(whole)["claims"] == results(tmp_path)["claims"]
+
+
+def test_only_an_unknown_label_is_a_one_line_error_naming_the_labels(fake_experiment, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no such cell label; its labels are size 1, size 2"):
+        run_experiment(NAME, tmp_path, progress=False, only=["size 3"])
+    assert fake_experiment.calls == []
+
+
 def test_jobs_below_one_are_a_one_line_error(fake_experiment, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--jobs must be >= 1"):
         run_experiment(NAME, tmp_path, progress=False, jobs=0)

@@ -197,6 +197,44 @@ def test_bf16_autocast_keeps_float32_master_weights(tmp_path: Path) -> None:
     assert 0 < records(tmp_path, "train")[-1]["loss"] < 10 and 0 <= result.test["accuracy"] <= 1
 
 
+def test_auto_precision_is_bf16_only_where_the_device_has_it_natively(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from archzoo.training import trainer as trainer_module
+
+    cpu = torch.device("cpu")
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(trainer_module, "native_bf16", lambda device, native=native: native)
+        assert trainer_module.resolve_precision("auto", cpu) == expected
+        assert trainer_module.resolve_precision("fp32", cpu) == "fp32"
+        assert trainer_module.resolve_precision("bf16", cpu) == "bf16"  # asked for by name: honoured
+        with trainer_module.autocast(cpu, "auto"):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if native else torch.float32)
+        trainer = Trainer(small_config(**{"train.precision": "auto", "train.max_steps": 1}), tmp_path / expected,
+                          progress=False)
+        assert trainer.precision == expected
+        err = capsys.readouterr().err
+        assert err == ""  # auto is the quiet default
+        Trainer(small_config(**{"train.precision": "bf16", "train.max_steps": 1}), tmp_path / f"{expected}-named",
+                progress=False)
+        err = capsys.readouterr().err
+        assert ("train.precision='bf16' on a cpu without native bf16 is emulated" in err) == (not native)
+        assert err.count("\n") <= 1
+
+
+def test_native_bf16_reads_the_cpu_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    from archzoo import hardware
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    for avx512_bf16, amx, expected in ((True, False, True), (False, True, True), (False, False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        hardware._cpu_native_bf16.cache_clear()
+        assert hardware.native_bf16(torch.device("cpu")) is expected
+    hardware._cpu_native_bf16.cache_clear()  # the real CPU's answer again for the tests after this one
+    assert hardware.native_bf16(torch.device("meta")) is False
+
+
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler for inductor")
 def test_compiled_training_equals_eager(tmp_path: Path) -> None:
     """train.compile: the same steps through torch.compile's inductor end at the eager weights (within

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from archzoo.models import create_model
 from archzoo.models.gpt import GPT
 from archzoo.training.config import resolve_config
 from archzoo.training.optim import build_optimizer
-from archzoo.training.trainer import Trainer
+from archzoo.training.trainer import Trainer, resolve_precision
 
 NANOGPT_CPU_LOSS = 1.886  # nanoGPT's documented CPU run, measured on this machine (ANCHORS.md): 64 s
 FAST_SECONDS = 13.0  # issue 23 (was 32: half of nanoGPT's 64 s)
@@ -118,7 +119,8 @@ def gpt_mfu(work_dir: Path, warmup: int = 5, steps: int = 20) -> dict[str, Any]:
     achieved = flops_per_token(model, cfg.data.context) * tokens / seconds / 1e9
     return {"value": round(achieved / peak, 4), "model_gflops_per_s": round(achieved, 1),
             "bf16_peak_gflops": round(peak, 1), "tokens_per_s": round(tokens / seconds),
-            "precision": cfg.train.precision, "batch_size": cfg.train.batch_size, "context": cfg.data.context}
+            "precision": resolve_precision(cfg.train.precision, torch.device("cpu")), "batch_size": cfg.train.batch_size,
+            "context": cfg.data.context}
 
 
 class TorchGPT(nn.Module):
@@ -152,11 +154,12 @@ class TorchGPT(nn.Module):
                     "(learned positions: torch.nn has no rotary attention), divided by a bare loop over the same "
                     "model built from nn.TransformerEncoderLayer (same weights, batch, context, precision, "
                     "optimizer, clipping, dropout), alternating rounds in one process")
-def gpt_throughput(work_dir: Path, steps: int = 15, warmup: int = 3, rounds: int = 3) -> dict[str, Any]:
+def gpt_throughput(work_dir: Path, steps: int = 15, warmup: int = 3, rounds: int = 3,
+                   overrides: Sequence[str] = ()) -> dict[str, Any]:
     cfg = resolve_config(MAIN_PRESET, ["model.args.positions='learned'", "train.schedule='constant'",
                                        "train.warmup_steps=0",
                                        f"train.max_steps={warmup + steps}", "train.eval_every_steps=1000",
-                                       "train.time_budget=0"])
+                                       "train.time_budget=0", *overrides])
     batch, context, args, tc = cfg.train.batch_size, cfg.data.context, dict(cfg.model.args), cfg.train
 
     def trainer_rate() -> float:
@@ -177,4 +180,4 @@ def gpt_throughput(work_dir: Path, steps: int = 15, warmup: int = 3, rounds: int
     rates = alternate(bare_rate, trainer_rate, rounds)
     return {"value": rates["value"], "trainer_tokens_per_s": rates["archzoo_rates"],
             "torch_nn_tokens_per_s": rates["bare_rates"], "batch_size": batch, "context": context,
-            "precision": tc.precision}
+            "precision": resolve_precision(tc.precision, torch.device("cpu"))}

@@ -34,6 +34,7 @@ import torch
 
 from archzoo.benchmarks.base import machine
 from archzoo.errors import UserError
+from archzoo.training.trainer import resolve_precision
 
 PARTS = ("matmul", "gpt", "mnist", "lstm", "translation", "ddp")
 BUDGET_SECONDS = 450.0  # parts not started by then are skipped: the suite stays under 8 minutes
@@ -128,7 +129,7 @@ def gpt_rate(device: torch.device, run_dir: Path, batch: int, tiny: bool) -> dic
     tokens_per_s = timing["steps_per_s"] * batch * cfg.data.context
     model_flops = flops_per_token(create_model("gpt", **cfg.model.args), cfg.data.context) * tokens_per_s
     return {**timing, "tokens_per_s": round(tokens_per_s), "model_gflops_per_s": round(model_flops / 1e9, 1),
-            "precision": cfg.train.precision}
+            "precision": resolve_precision(cfg.train.precision, device)}
 
 
 def gpt_part(device: torch.device, tiny: bool, work: Path, results: dict[str, Any], **_: Any) -> dict[str, Any]:

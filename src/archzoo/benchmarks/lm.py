@@ -15,7 +15,7 @@ from archzoo.benchmarks.base import alternate, register_benchmark, trainer_secon
 from archzoo.models import create_model
 from archzoo.tasks.sampling import generate
 from archzoo.training.config import resolve_config
-from archzoo.training.trainer import Trainer, autocast
+from archzoo.training.trainer import Trainer, autocast, resolve_precision
 
 
 def train_lm(preset: str, work_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -80,6 +80,7 @@ def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: in
                                               f"train.max_steps={warmup + steps}", "train.log_every_steps=50",
                                               "train.eval_every_steps=1000", "train.time_budget=0"])
     batch, context, args = cfg.train.batch_size, cfg.data.context, cfg.model.args
+    precision = resolve_precision(cfg.train.precision, torch.device("cpu"))  # what the Trainer trains in here
 
     def trainer_rate() -> float:
         return steps * batch * context / trainer_seconds(cfg, work_dir / "run", warmup, steps)
@@ -98,7 +99,8 @@ def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: in
             out, _ = lstm(drop(embedding(x)))
             return head(drop(out))
 
-        return bare_lm_rate(forward, params, optimizer, batch, context, "bf16", cfg.train.clip_grad_norm, warmup, steps)
+        return bare_lm_rate(forward, params, optimizer, batch, context, precision, cfg.train.clip_grad_norm, warmup,
+                            steps)
 
     rates = alternate(bare_rate, trainer_rate, rounds)
 
@@ -109,4 +111,4 @@ def lstm_throughput(work_dir: Path, steps: int = 30, warmup: int = 5, rounds: in
     generation = n / (time.perf_counter() - start)
     return {"value": rates["value"], "trainer_chars_per_s": rates["archzoo_rates"],
             "bare_chars_per_s": rates["bare_rates"], "batch_size": batch, "context": context,
-            "precision": "bf16", "generation_chars_per_s_batch1_fp32": round(generation, 1)}
+            "precision": precision, "generation_chars_per_s_batch1_fp32": round(generation, 1)}

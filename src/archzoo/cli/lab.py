@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     run_p = verbs.add_parser("run", help="run one experiment and write its page")
     run_p.add_argument("name")
+    run_p.add_argument("--only", type=cell_labels, metavar="LABEL[,LABEL...]",
+                       help="compute only the missing cells with these labels (as the page lists them); the "
+                       "page names the rest as missing. Splits a long run into parts")
     common(run_p)
     run_p.set_defaults(run=run_one)
 
@@ -44,6 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     report_p = verbs.add_parser("report", help="rebuild the pages and index of an output folder from its cached cells")
     report_p.add_argument("dir", type=Path)
     report_p.set_defaults(run=run_report)
+
+
+def cell_labels(text: str) -> list[str]:
+    """--only's comma-separated cell labels."""
+    labels = [t.strip() for t in text.split(",") if t.strip()]
+    if not labels:
+        raise argparse.ArgumentTypeError("give at least one cell label, e.g. --only 'size 2'")
+    return labels
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -92,7 +103,7 @@ def _run(names: list[str], args: argparse.Namespace, out: Path, command: str) ->
 
         page = run_experiment(name, out, quick=args.quick, seeds=args.seeds, data_dir=args.data_dir,
                               progress=not args.no_progress, keep_runs=args.keep_runs, command=command, jobs=args.jobs,
-                              on_cell=count)
+                              only=getattr(args, "only", None), on_cell=count)
         _print_verdicts(out, name, page, counts)
 
 
@@ -109,11 +120,14 @@ def _print_verdicts(out: Path, name: str, page: Path, counts: dict[str, int] | N
 
 
 def run_one(args: argparse.Namespace) -> int:
+    import shlex
+
     from archzoo.lab import EXPERIMENTS
 
     EXPERIMENTS.get(args.name)  # an unknown name fails before anything is written
     out, flags = _prepare(args, [args.name])
-    _run([args.name], args, out, f"archzoo lab run {args.name}{flags}")
+    only = f" --only {shlex.quote(','.join(args.only))}" if args.only else ""
+    _run([args.name], args, out, f"archzoo lab run {args.name}{only}{flags}")
     return 0
 
 

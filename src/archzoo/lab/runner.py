@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -117,12 +117,15 @@ def resolve_seeds(exp: Experiment, seeds: int | None, quick: bool) -> list[int]:
 
 def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int | None = None,
                    data_dir: str | Path | None = None, progress: bool = True, keep_runs: bool = False,
-                   command: str = "", jobs: int = 1,
+                   command: str = "", jobs: int = 1, only: Sequence[str] | None = None,
                    on_cell: Callable[[CellResult, bool], None] | None = None) -> Path:
     """Compute every missing cell of experiment ``name`` into ``out_dir`` (``jobs`` cells at a time), then
     write its page.
 
-    ``on_cell(result, reused)`` is called after each cell. Returns the page's path.
+    ``only`` names cell labels (as the page lists them): then only the missing cells with those labels are
+    computed, and the page lists the others that are still missing, so a run too long for one sitting can be
+    split into parts (on several machines or days) whose cached cells add up. ``on_cell(result, reused)`` is
+    called after each cell. Returns the page's path.
     """
     from tqdm import tqdm
 
@@ -137,6 +140,11 @@ def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int 
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
         raise ValueError(f"experiment {name} lists a cell twice")
+    labels = list(dict.fromkeys(c.label for c in cells))
+    unknown = [label for label in only or () if label not in labels]
+    if unknown:
+        raise UserError(f"--only {','.join(unknown)}: experiment {name} has no such cell label; its labels are "
+                        f"{', '.join(labels)}")
     manifest = {"experiment": name, "title": exp.title, "version": exp.version, "mode": "quick" if quick else "full",
                 "seeds": seed_list, "command": command, "started": now(), "torch_threads": torch.get_num_threads(),
                 "jobs": jobs, "cells": [c.to_dict() for c in cells]}
@@ -150,7 +158,7 @@ def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int 
             bar.update()
             if on_cell is not None:
                 on_cell(cached, True)
-        else:
+        elif not only or cell.label in only:
             missing.append(cell)
     for record in compute_cells(exp, missing, out_dir, data_dir, keep_runs, jobs,
                                 lambda text: bar.set_postfix_str(text, refresh=True)):

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from archzoo.errors import UserError
+from archzoo.hardware import native_bf16
 from archzoo.layers.impl import ImplSwitch
 
 # One direction of one layer: (weight_ih, weight_hh, bias_ih, bias_hh); biases None when bias=False.
@@ -214,6 +215,14 @@ def recurrent_fused(mode: str, input: Tensor, hx: State | None, weights: Sequenc
         ``rnn_relu`` (argument order as in torch/nn/modules/rnn.py).
     Shapes: as ``recurrent_reference``; with ``lengths`` the output is zero-padded back to T.
     """
+    if mode == "lstm" and input.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not native_bf16(input.device):
+        # oneDNN builds no bf16 LSTM primitive on a CPU without native bf16 ("could not create a primitive
+        # descriptor for the LSTM forward propagation primitive"): this layer runs in fp32 there
+        with torch.autocast("cpu", enabled=False):
+            state = None if hx is None else tuple(h.float() for h in hx)
+            return recurrent_fused(mode, input.float(), state, weights, bidirectional=bidirectional, dropout=dropout,
+                                   training=training, batch_first=batch_first, lengths=lengths)
     op = _FUSED_OPS[mode]
     num_layers, _ = _directions(weights, bidirectional)
     has_biases = weights[0][2] is not None

@@ -23,7 +23,7 @@ from archzoo.tasks import TASKS
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "muon")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "onecycle")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ class TrainConfig:
     pct_start: float = 0.25  # onecycle: fraction of steps spent rising
     clip_grad_norm: float = 0.0  # 0: off
     accum_steps: int = 1
-    precision: str = "fp32"  # fp32 | bf16 (autocast; master weights stay fp32)
+    # fp32 | bf16 (autocast; master weights stay fp32) | auto: bf16 where the device multiplies it in
+    # hardware, else fp32 (trainer.native_bf16: emulated bf16 is many times slower than fp32)
+    precision: str = "fp32"
     channels_last: bool = False
     # torch.compile the training forward (inductor: a C++ compiler on CPU, Triton on CUDA); "auto": compile
     # when this machine can, else train eagerly with a one-line notice (presets where it measured faster)

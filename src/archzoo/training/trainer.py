@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from archzoo.config import to_dict
 from archzoo.errors import TrainingDiverged, UserError
 from archzoo.fileio import ensure_writable_dir
+from archzoo.hardware import native_bf16
 from archzoo.models import build_model
 from archzoo.tasks import TASKS, Task
 from archzoo.tasks.base import step_seed
@@ -51,9 +52,25 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run trains in: ``auto`` is bf16 where ``device`` has native bf16, else fp32."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def precision_notice(precision: str, device: torch.device) -> str:
+    """One line when ``train.precision`` names bf16 on a device that only emulates it, else ""."""
+    if precision == "bf16" and not native_bf16(device):
+        return (f"notice: train.precision='bf16' on a {device.type} without native bf16 is emulated and many "
+                f"times slower than fp32 here; set train.precision='auto' (or 'fp32')")
+    return ""
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU or CUDA; parameters (the master weights) stay float32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """bf16 autocast on CPU or CUDA for precision ``bf16`` (and ``auto`` where the device has native bf16);
+    parameters (the master weights) stay float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(precision, device) == "bf16")
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -136,7 +153,7 @@ class TrainStep:
             last = micro == tc.accum_steps - 1
             sync = module.no_sync() if self.distributed and not last else contextlib.nullcontext()
             with sync:
-                with autocast(t.device, tc.precision):
+                with autocast(t.device, t.precision):
                     loss = loss_of(self.batch(micro))
                 (loss / tc.accum_steps if tc.accum_steps > 1 else loss).backward()
             total += loss.detach()
@@ -163,11 +180,15 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.resume, self.overwrite = resume, overwrite
         self.device = resolve_device(device)
+        self.precision = resolve_precision(cfg.train.precision, self.device)
         joined_before = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.dist: DistInfo = init_distributed(self.device)
         self._owns_process_group = self.dist.enabled and not joined_before
         self.progress = progress and self.dist.is_main and sys.stderr.isatty()
         self.verbose = verbose
+        notice = precision_notice(cfg.train.precision, self.device)
+        if notice and verbose and self.dist.is_main:
+            print(notice, file=sys.stderr, flush=True)
         self.on_step = on_step
         self.stop_reason: str | None = None
         self.stop_signal: int | None = None  # the signal that asked for the stop (exit code 128 + it)
@@ -279,7 +300,7 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, split: str) -> dict[str, float]:
-        with autocast(self.device, self.cfg.train.precision):
+        with autocast(self.device, self.precision):
             metrics = self.task.evaluate(self.model, split, self.cfg.train.eval_batch_size)
         self.model.train()
         return metrics
@@ -483,7 +504,7 @@ class Trainer:
             model = model.to(self.device)
             if self.cfg.train.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-        with autocast(self.device, self.cfg.train.precision):
+        with autocast(self.device, self.precision):
             return self.task.report(model, self.run_dir, self.cfg.train.eval_batch_size)
 
     def _install_stop_signals(self) -> None:
