@@ -23,18 +23,31 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def fake_experiment() -> Iterator:
-    """A tiny lab experiment (tests/lab_fakes.py), in the experiment registry for the test that asks for it."""
+def registered(exp: object) -> Iterator:
+    """``exp`` in the experiment registry for the length of one test."""
     from archzoo.lab import EXPERIMENTS
-    from lab_fakes import FakeExperiment
 
-    exp = FakeExperiment()
     EXPERIMENTS._entries[exp.name] = exp
     try:
         yield exp
     finally:
         del EXPERIMENTS._entries[exp.name]
+
+
+@pytest.fixture
+def fake_experiment() -> Iterator:
+    """A tiny lab experiment (tests/lab_fakes.py), in the experiment registry for the test that asks for it."""
+    from lab_fakes import FakeExperiment
+
+    yield from registered(FakeExperiment())
+
+
+@pytest.fixture
+def fake_training_experiment() -> Iterator:
+    """A resumable lab experiment whose cells are seconds-long trainings (tests/lab_fakes.py), registered."""
+    from lab_fakes import FakeTrainingExperiment
+
+    yield from registered(FakeTrainingExperiment())
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")

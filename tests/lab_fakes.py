@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, mean_std
-from archzoo.lab.runner import SCRATCH_MARK
+from archzoo.lab.runner import SCRATCH_MARK, run_training
+from archzoo.lab.vision import classification_run
 
 
 class FakeExperiment(Experiment):
@@ -76,3 +77,42 @@ class FakeExperiment(Experiment):
         if not any(wins):
             return [Verdict("bigger-wins", "refuted", numbers, "size 1 wins in every seed.")]
         return [Verdict("bigger-wins", "depends", numbers, "the winner depends on the seed.")]
+
+
+class FakeTrainingExperiment(FakeExperiment):
+    """A resumable experiment whose one cell per seed is a seconds-long training on the built-in MNIST subset
+    (test accuracy and loss are the record); ``stop_at`` interrupts the training at that step as Ctrl-C does,
+    ``steps`` is the recipe's length."""
+
+    name = "fake-resumable-training"
+    resumable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop_at: int | None = None
+        self.steps = 8
+        self.first_steps: list[int] = []  # the step each attempt at a cell started from
+
+    def cells(self, quick: bool, seeds: Sequence[int]) -> list[Cell]:
+        return [Cell({"model": "mlp"}, seed, "mlp") for seed in seeds]
+
+    def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
+        config = classification_run("mnist-small", "mlp", {"hidden_sizes": [32]}, steps=self.steps, seed=cell.seed,
+                                    batch_size=64, eval_every_steps=2, precision="fp32")
+        config["data"]["val_size"] = 500
+
+        started = False
+
+        def hook(trainer: Any) -> None:
+            nonlocal started
+            if not started:
+                self.first_steps.append(trainer.step - 1)
+                started = True
+            if trainer.step == self.stop_at:
+                trainer.stop_reason = "interrupted"
+
+        result = run_training(config, work_dir, data_dir, on_step=hook, resume=True)
+        return {"accuracy": result.test["accuracy"], "loss": result.test["loss"]}
+
+    def _scores(self, results: list[CellResult]) -> dict[int, dict[int, float]]:
+        return {1: {r.seed: 0.0 for r in results}, 2: {r.seed: r.result["accuracy"] for r in results}}

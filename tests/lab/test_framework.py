@@ -83,6 +83,34 @@ def test_an_interrupted_run_resumes_where_it_stopped(fake_experiment, tmp_path: 
     assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
 
 
+def test_an_interrupted_training_cell_continues_from_its_checkpoint_as_if_never_stopped(
+        fake_training_experiment, tmp_path: Path) -> None:
+    exp, name = fake_training_experiment, fake_training_experiment.name
+    run_experiment(name, tmp_path / "whole", seeds=1, progress=False)
+    exp.stop_at = 5  # as Ctrl-C or SIGTERM would, after the checkpoint of step 4
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(name, tmp_path / "parts", seeds=1, progress=False)
+    assert not any((tmp_path / "parts" / name / "cells").iterdir())  # nothing cached from the interrupted cell
+    exp.stop_at = None
+    run_experiment(name, tmp_path / "parts", seeds=1, progress=False)
+    assert exp.first_steps == [0, 0, 5]  # the second attempt continued where the first stopped
+    whole, parts = (json.loads(next((tmp_path / d / name / "cells").iterdir()).read_text()) for d in ("whole", "parts"))
+    assert parts["result"] == whole["result"]  # test accuracy and loss, bit for bit
+    assert parts["meta"]["resumed"] is True and "resumed" not in whole["meta"]
+    assert not (tmp_path / "parts" / name / "runs").exists()
+
+
+def test_an_interrupted_training_cell_whose_recipe_changed_starts_afresh(fake_training_experiment,
+                                                                        tmp_path: Path) -> None:
+    exp, name = fake_training_experiment, fake_training_experiment.name
+    exp.stop_at = 5
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(name, tmp_path, seeds=1, progress=False)
+    exp.stop_at, exp.steps = None, 10  # the code changed between the attempts: its checkpoint is not reused
+    run_experiment(name, tmp_path, seeds=1, progress=False)
+    assert exp.first_steps == [0, 0]
+
+
 def cell_results(out: Path) -> dict[str, dict]:
     return {f.name: json.loads(f.read_text())["result"] for f in (out / NAME / "cells").iterdir()}
 

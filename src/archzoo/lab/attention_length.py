@@ -77,6 +77,7 @@ class AttentionAndLength(Experiment):
     quick_seeds = 1
     default_seeds = 1  # each model is one preset run (hours); seeds multiply that
     # the four presets' benchmark runs trained 60 + 69 + 99 + 83 min (benchmarks/results/multi30k-*.json)
+    resumable = True  # a cell is hours of one training: an interrupted one continues from its checkpoint
     full_minutes = "about 5.2 h per seed on one thread of this project's shared 2-core machine (the presets' full training)"
     claims = (
         Claim("context-vector-hurts-long-sentences",
@@ -131,7 +132,7 @@ class AttentionAndLength(Experiment):
         if c["steps"]:
             config["train"].update({"max_steps": c["steps"], "eval_every_steps": c["steps"], "precision": "fp32"})
             config["data"] = {**config["data"], "test_sets": ["test2016"], "beam_size": 1, "length_penalties": []}
-        result = run_training(config, work_dir, data_dir)
+        result = run_training(config, work_dir, data_dir, resume=True)
         return {"buckets": bucket_scores(result.test), "bleu": result.test.get("bleu"), "source": "trained"}
 
     # -- analysis ---------------------------------------------------------------------------------

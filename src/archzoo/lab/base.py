@@ -114,7 +114,8 @@ class Experiment:
     """Base of every lab experiment; subclasses are registered with ``@register_experiment``.
 
     ``cells`` decides the grid (fewer lengths and shorter runs with ``quick``, the same code);
-    ``run_cell`` computes one cell into a fresh, empty ``work_dir`` and returns its record;
+    ``run_cell`` computes one cell into a fresh, empty ``work_dir`` (for a ``resumable`` experiment, the
+    one an interrupted attempt at the cell left) and returns its record;
     ``tables``, ``figures`` and ``decide`` read the records of every cell. ``decide`` returns one
     Verdict per claim, in the order of ``claims``.
     """
@@ -127,6 +128,10 @@ class Experiment:
     quick_seeds: ClassVar[int] = 3  # seeds of --quick when --seeds is not given (1 where 3 would not fit in minutes)
     version: ClassVar[int] = 1  # bumped when run_cell computes something else: old cells are not reused
     full_minutes: ClassVar[str] = ""  # wall time of the full mode, measured or marked estimated; page and `lab list`
+    # True where each cell's trainings are plain runs of run_training(resume=True) (no hook that gathers
+    # results): an interrupted cell keeps its scratch folder and its trainings continue from their last
+    # checkpoints instead of starting again
+    resumable: ClassVar[bool] = False
 
     def setup(self, quick: bool) -> str:
         """The setup in Markdown: data, models and sizes, training, what is measured."""

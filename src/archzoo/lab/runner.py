@@ -12,7 +12,9 @@ Layout of an output folder (``--out``), one folder per experiment::
 
 A cell whose JSON exists is never computed again: an interrupted run resumes at the first missing
 cell, and a rerun with more seeds computes only the new seeds. Cells are written atomically, so an
-interruption leaves a cell either finished or absent; its scratch folder is started afresh.
+interruption leaves a cell either finished or absent; its scratch folder is started afresh, except in an
+experiment whose cells are ``resumable`` (hours-long trainings): there the interrupted cell's trainings
+continue from their last checkpoints, exactly as an uninterrupted run (training/trainer.py).
 
 With ``jobs`` > 1 the missing cells are computed by that many worker processes at once (each cell is
 seeded on its own, so its result does not depend on which worker runs it or when); a cell whose
@@ -22,6 +24,7 @@ other cell beside it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -84,19 +87,31 @@ def fresh_scratch(path: Path) -> Path:
     return path / "work"
 
 
+def interrupted_scratch(path: Path) -> Path | None:
+    """The work folder an interrupted cell left in its scratch folder ``path``, or None."""
+    work = path / "work"
+    return work if (path / SCRATCH_MARK).is_file() and work.is_dir() and any(work.iterdir()) else None
+
+
 def compute_cell(exp: Experiment, cell: Cell, out_dir: Path, data_dir: str | Path | None,
                  keep_runs: bool) -> CellResult:
-    """Compute one cell in a fresh scratch folder and cache its result atomically."""
+    """Compute one cell in a fresh scratch folder (or, for a resumable experiment, in the one an interrupted
+    attempt left) and cache its result atomically."""
     from archzoo.benchmarks.base import machine
 
     scratch = experiment_dir(out_dir, exp.name) / "runs" / cell.key
-    work_dir = fresh_scratch(scratch)
+    work_dir = interrupted_scratch(scratch) if exp.resumable else None
+    resumed = work_dir is not None
+    if work_dir is None:
+        work_dir = fresh_scratch(scratch)
     load_before, started = load_average(), now()
     start = time.perf_counter()
     result = exp.run_cell(cell, work_dir, data_dir)
     seconds = time.perf_counter() - start
     meta = {"started": started, "finished": now(), "load_before": load_before, "load_after": load_average(),
             "machine": machine(), "torch": torch.__version__, "version": exp.version}
+    if resumed:  # wall_seconds and started cover the last attempt only
+        meta["resumed"] = True
     record = CellResult(cell, result, seconds, meta)
     atomic_write_text(cell_path(out_dir, exp.name, cell),
                       json.dumps({"experiment": exp.name, "cell": cell.to_dict(), "result": result,
@@ -204,16 +219,31 @@ def compute_cells(exp: Experiment, cells: list[Cell], out_dir: Path, data_dir: s
 
 
 def run_training(data: dict[str, Any], run_dir: Path, data_dir: str | Path | None = None,
-                 on_step: Callable[[Any], None] | None = None, prepare: Callable[[Any], None] | None = None) -> Any:
+                 on_step: Callable[[Any], None] | None = None, prepare: Callable[[Any], None] | None = None,
+                 resume: bool = False) -> Any:
     """Train a run config given as a plain dict (task, model, data, train) into ``run_dir`` with the one
     Trainer, quietly; ``prepare(trainer)`` runs once the model is built, before the first step (e.g. loads
     pre-trained weights in place). A Ctrl-C that stopped the trainer is raised again, so no cell is cached
-    from an interrupted run. Returns the trainer's TrainResult."""
-    from archzoo.training.config import run_config_from_dict
+    from an interrupted run. With ``resume`` (a cell of a resumable experiment) a run of the same config
+    that an interrupted attempt saved in ``run_dir`` continues from its last checkpoint; anything else
+    there is replaced. Returns the trainer's TrainResult."""
+    from archzoo.training.checkpoint import latest_checkpoint
+    from archzoo.training.config import load_run_config, run_config_from_dict
     from archzoo.training.trainer import Trainer
 
-    trainer = Trainer(run_config_from_dict(data), run_dir, data_dir=data_dir, progress=False, verbose=False,
-                      on_step=on_step)
+    if resume and prepare is not None:
+        raise ValueError("run_training cannot resume a run that prepare() changes before its first step")
+    cfg = run_config_from_dict(data)
+    trainer = None
+    if resume and latest_checkpoint(run_dir) is not None:
+        with contextlib.suppress(UserError):  # a checkpoint of another model: started afresh below
+            trainer = Trainer(cfg, run_dir, data_dir=data_dir, progress=False, verbose=False, on_step=on_step,
+                              resume=True)
+        if trainer is not None and trainer.cfg != load_run_config(run_dir):
+            trainer = None  # the recipe changed since the interrupted attempt
+    if trainer is None:
+        trainer = Trainer(cfg, run_dir, data_dir=data_dir, progress=False, verbose=False, on_step=on_step,
+                          overwrite=resume)
     if prepare is not None:
         prepare(trainer)
     result = trainer.fit()
