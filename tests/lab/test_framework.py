@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from archzoo.errors import UserError
 from archzoo.lab.report import report
@@ -98,6 +99,9 @@ def test_an_interrupted_training_cell_continues_from_its_checkpoint_as_if_never_
     assert parts["result"] == whole["result"]  # test accuracy and loss, bit for bit
     assert parts["meta"]["resumed"] is True and "resumed" not in whole["meta"]
     assert not (tmp_path / "parts" / name / "runs").exists()
+    page = (tmp_path / "parts" / f"{name}.md").read_text()
+    assert "1 cell(s) continued a training that an interruption stopped" in page
+    assert "continued a training" not in (tmp_path / "whole" / f"{name}.md").read_text()
 
 
 def test_an_interrupted_training_cell_whose_recipe_changed_starts_afresh(fake_training_experiment,
@@ -199,6 +203,20 @@ def test_a_foreign_folder_in_the_way_is_never_deleted(fake_experiment, tmp_path:
     with pytest.raises(UserError, match="was not made by archzoo lab"):
         run_experiment(NAME, tmp_path, progress=False)
     assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_the_page_names_each_machine_of_a_run_split_over_machines(fake_experiment, tmp_path: Path) -> None:
+    run_experiment(NAME, tmp_path, progress=False)
+    machine = json.loads(next((tmp_path / NAME / "cells").iterdir()).read_text())["meta"]["machine"]
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "machine:" in (tmp_path / f"{NAME}.md").read_text() and "cell(s) on" not in (tmp_path / f"{NAME}.md").read_text()
+    first = next((tmp_path / NAME / "cells").iterdir())
+    record = json.loads(first.read_text())
+    record["meta"]["machine"] = {**machine, "cpu_capability": "AVX512", "native_bf16": True}
+    first.write_text(json.dumps(record))
+    report(tmp_path)
+    text = (tmp_path / f"{NAME}.md").read_text()
+    assert "  - 1 cell(s) on " in text and "(AVX512, native bf16)" in text and "  - 3 cell(s) on " in text
 
 
 def test_report_without_results_is_a_one_line_error(tmp_path: Path) -> None:

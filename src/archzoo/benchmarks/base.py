@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from archzoo.errors import UserError
+from archzoo.hardware import native_bf16
 from archzoo.registry import Registry
 
 
@@ -63,8 +64,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                            "python": platform.python_version(), "platform": platform.platform()}
+    # the vector unit decides CPU speed as much as the model name: one "AMD EPYC" has AVX2 only, another
+    # AVX-512 with native bf16, and their timings differ severalfold
+    info: dict[str, Any] = {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                            "native_bf16": native_bf16(torch.device("cpu")), "cores": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                            "platform": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info

@@ -8,6 +8,7 @@ no verdict.
 
 from __future__ import annotations
 
+import collections
 import json
 import statistics
 from pathlib import Path
@@ -78,7 +79,19 @@ def timing(results: list[CellResult]) -> dict[str, Any]:
             "load_1min": {"min": min(loads), "median": round(statistics.median(loads), 2), "max": max(loads)} if loads else {},
             "first_started": starts[0] if starts else None, "last_finished": ends[-1] if ends else None,
             "machine": results[0].meta.get("machine", {}) if results else {},
+            "machines": dict(collections.Counter(describe_machine(r.meta.get("machine", {})) for r in results)),
+            "resumed_cells": sum(bool(r.meta.get("resumed")) for r in results),
             "torch": results[0].meta.get("torch", "") if results else ""}
+
+
+def describe_machine(machine: dict[str, Any]) -> str:
+    """CPU, its vector unit where recorded (AVX2 vs AVX-512 with native bf16 changes timings severalfold),
+    cores and torch threads."""
+    unit = ""
+    if "cpu_capability" in machine:
+        unit = f" ({machine['cpu_capability']}, {'native' if machine.get('native_bf16') else 'no native'} bf16)"
+    return (f"{machine.get('cpu', '?')}{unit}, {machine.get('cores', '?')} cores, "
+            f"{machine.get('torch_threads', '?')} torch thread(s)")
 
 
 def _duration(seconds: float) -> str:
@@ -131,6 +144,11 @@ def write_page(out_dir: Path, name: str) -> Path:
                                                           if exp.full_minutes else ""),
               f"- machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, torch "
               f"{times['torch']} on {machine.get('torch_threads', '?')} thread(s)"]
+    if len(times["machines"]) > 1:  # the cells of a run split over machines (--only) name each
+        lines += [f"  - {count} cell(s) on {what}" for what, count in times["machines"].items()]
+    if times["resumed_cells"]:
+        lines.append(f"- {times['resumed_cells']} cell(s) continued a training that an interruption stopped; their "
+                     f"time counts the last attempt only")
     if times["load_1min"]:
         load = times["load_1min"]
         lines.append(f"- machine load (1-minute load average at the cells' starts and ends): median {load['median']}, "
