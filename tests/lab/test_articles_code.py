@@ -131,6 +131,16 @@ def test_attention_and_length_rule_reads_the_longest_bucket_with_100_sentences(l
 BUCKETS = [["1-9", 30.0, 406], ["10-14", 28.0, 445], ["15-19", 25.0, 114], ["20-24", 20.0, 31], ["25+", 10.0, 4]]
 
 
+def test_each_run_names_its_precision_or_says_it_was_not_recorded() -> None:
+    records = length_records({p: 30.0 for p in ("multi30k-lstm", "multi30k-gru_context", "multi30k-attention",
+                                                 "multi30k-transformer")})
+    records[0].result["precision"] = "fp32"
+    records[1].result["precision"] = "bf16"
+    _, runs = EXPERIMENTS.get("attention-and-length").tables(records)
+    column = runs.headers.index("precision")
+    assert sorted(row[column] for row in runs.rows) == ["bf16", "fp32", "not recorded", "not recorded"]
+
+
 def test_a_finished_run_of_the_same_preset_and_seed_is_read_and_another_seed_is_not(tmp_path) -> None:
     from archzoo.lab.attention_length import finished_run
 
@@ -140,6 +150,9 @@ def test_a_finished_run_of_the_same_preset_and_seed_is_read_and_another_seed_is_
     (run / "eval.json").write_text(json.dumps({"bleu": 27.0, "test_sets": {"test2016": {"bleu_by_length": BUCKETS}}}))
     report, source = finished_run(tmp_path, "multi30k-lstm", 1)
     assert report["bleu"] == 27.0 and source == str(run / "eval.json")
+    assert report["precision"] is None  # "auto" (the default) depended on a machine the folder does not name
+    (run / "config.json").write_text(json.dumps({"train": {"seed": 1, "precision": "bf16"}}))
+    assert finished_run(tmp_path, "multi30k-lstm", 1)[0]["precision"] == "bf16"
     assert finished_run(tmp_path, "multi30k-lstm", 0) is None
     assert finished_run(tmp_path, "multi30k-attention", 1) is None  # nothing for that preset: the cell trains
 
@@ -152,6 +165,9 @@ def test_a_benchmark_record_counts_as_the_presets_own_seed_only(tmp_path) -> Non
     (tmp_path / "multi30k-attention.json").write_text(json.dumps(record))
     report, source = finished_run(tmp_path, "multi30k-attention", 0)  # the preset trains with seed 0
     assert bucket_scores(report) == BUCKETS and report["bleu"] == 34.4 and source.endswith("multi30k-attention.json")
+    assert report["precision"] is None  # a record from before benchmarks named the precision
+    (tmp_path / "multi30k-attention.json").write_text(json.dumps({**record, "precision": "fp32"}))
+    assert finished_run(tmp_path, "multi30k-attention", 0)[0]["precision"] == "fp32"
     assert finished_run(tmp_path, "multi30k-attention", 2) is None
     (tmp_path / "multi30k-attention.json").write_text(json.dumps({**record, "overrides": ["train.epochs=1"]}))
     with pytest.raises(UserError, match="without overrides"):

@@ -213,6 +213,7 @@ def test_auto_precision_is_bf16_only_where_the_device_has_it_natively(tmp_path: 
         trainer = Trainer(small_config(**{"train.precision": "auto", "train.max_steps": 1}), tmp_path / expected,
                           progress=False)
         assert trainer.precision == expected
+        assert trainer.fit().precision == expected  # the result says what the run trained in
         err = capsys.readouterr().err
         assert err == ""  # auto is the quiet default
         Trainer(small_config(**{"train.precision": "bf16", "train.max_steps": 1}), tmp_path / f"{expected}-named",

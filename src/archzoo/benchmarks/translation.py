@@ -61,7 +61,7 @@ def train_translator(preset: str, work_dir: Path, overrides: list[str] | None = 
         "sentences_per_s": {"greedy": round(headline["greedy"]["sentences_per_s"], 1),
                             f"beam{result.test['beam_size']}": round(headline["beam"]["sentences_per_s"], 1)},
         "bleu_by_length": headline["bleu_by_length"], "bleu_by_length_plot": str(plot) if plot else None,
-        "best_val": result.best, "steps": result.step, "status": result.status,
+        "best_val": result.best, "steps": result.step, "status": result.status, "precision": result.precision,
         "train_seconds": round(result.train_seconds, 1), "train_plus_eval_seconds": round(wall, 1),
         "preset": preset, "overrides": overrides or [], "model": cfg.model.name, "model_args": cfg.model.args,
         "run_dir": str(work_dir / "run"),

@@ -48,8 +48,11 @@ def finished_run(folder: Path, preset: str, seed: int) -> tuple[dict[str, Any], 
 
     run = folder / preset
     if (run / "eval.json").is_file() and (run / "config.json").is_file():
-        if json.loads((run / "config.json").read_text())["train"].get("seed", 0) == seed:
-            return json.loads((run / "eval.json").read_text()), str(run / "eval.json")
+        train = json.loads((run / "config.json").read_text())["train"]
+        if train.get("seed", 0) == seed:
+            # a named precision is what ran; "auto" depended on a machine the folder does not record
+            precision = None if train.get("precision", "auto") == "auto" else train["precision"]
+            return {**json.loads((run / "eval.json").read_text()), "precision": precision}, str(run / "eval.json")
         return None
     record_path = folder / f"{preset}.json"
     if not record_path.is_file():
@@ -60,7 +63,8 @@ def finished_run(folder: Path, preset: str, seed: int) -> tuple[dict[str, Any], 
                         f"remove it from ${REUSE_ENV} or rerun the benchmark")
     if load_preset(preset)["train"].get("seed", 0) != seed:
         return None
-    report = {"test_sets": {"test2016": {"bleu_by_length": record["bleu_by_length"]}}, "bleu": record["value"]}
+    report = {"test_sets": {"test2016": {"bleu_by_length": record["bleu_by_length"]}}, "bleu": record["value"],
+              "precision": record.get("precision")}  # records before the field existed do not say
     return report, str(record_path)
 
 
@@ -125,7 +129,8 @@ class AttentionAndLength(Experiment):
             found = finished_run(Path(reuse), c["preset"], cell.seed)
             if found is not None:
                 data, source = found
-                return {"buckets": bucket_scores(data), "bleu": data.get("bleu"), "source": source}
+                return {"buckets": bucket_scores(data), "bleu": data.get("bleu"), "source": source,
+                        "precision": data["precision"]}
         config = load_preset(c["preset"])
         config.pop("description", None)
         config["train"] = {**config["train"], "seed": cell.seed}
@@ -133,7 +138,8 @@ class AttentionAndLength(Experiment):
             config["train"].update({"max_steps": c["steps"], "eval_every_steps": c["steps"], "precision": "fp32"})
             config["data"] = {**config["data"], "test_sets": ["test2016"], "beam_size": 1, "length_penalties": []}
         result = run_training(config, work_dir, data_dir, resume=True)
-        return {"buckets": bucket_scores(result.test), "bleu": result.test.get("bleu"), "source": "trained"}
+        return {"buckets": bucket_scores(result.test), "bleu": result.test.get("bleu"), "source": "trained",
+                "precision": result.precision}
 
     # -- analysis ---------------------------------------------------------------------------------
     def _scores(self, results: list[CellResult]) -> dict[str, list[float]]:
@@ -153,11 +159,12 @@ class AttentionAndLength(Experiment):
         long_label = results[0].result["buckets"][k][0]
         runs = [[PRESETS[r.config["preset"]], str(r.seed), f"{r.result['bleu'] or 0.0:.2f}",
                  f"{r.result['buckets'][k][1]:.2f}", f"{r.result['buckets'][0][1] - r.result['buckets'][k][1]:+.2f}",
-                 r.result["source"]] for r in sorted(results, key=lambda r: (r.config["preset"], r.seed))]
+                 r.result.get("precision") or "not recorded", r.result["source"]]
+                for r in sorted(results, key=lambda r: (r.config["preset"], r.seed))]
         return [Table("test2016 beam BLEU by source length (tokens), mean over seeds",
                       ["model", *labels, f"drop (1-9 minus {long_label})", "corpus BLEU"], rows),
                 Table("Each run", ["model", "seed", "corpus BLEU", f"BLEU {long_label}", f"drop (1-9 minus {long_label})",
-                                   "source"], runs)]
+                                   "precision", "source"], runs)]
 
     def figures(self, results: list[CellResult], out_dir: Path) -> list[Figure]:
         from archzoo.viz.plots import Panel, plot_panels

@@ -50,6 +50,7 @@ class TrainResult:
     best: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    precision: str = field(kw_only=True)  # what it trained in: ``auto`` resolved for the device (bf16 or fp32)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -406,7 +407,8 @@ class Trainer:
         try:
             if not self.phases and self.step == 0:  # a model with no parameters: evaluate it as it is
                 if dry_run:
-                    return TrainResult(self.run_dir, "dry_run", 0, 0.0, test={"train_loss": self._first_batch_loss()})
+                    return TrainResult(self.run_dir, "dry_run", 0, 0.0, test={"train_loss": self._first_batch_loss()},
+                                       precision=self.precision)
                 self._validate(0, logger)
             while self.step < self.total_steps and self.stop_reason is None:
                 epoch, index = divmod(self.step, self.steps_per_epoch)
@@ -421,7 +423,8 @@ class Trainer:
                     value = sum(window.values(self.dist, tc.accum_steps))
                     if not math.isfinite(value):
                         raise self._diverged(value)
-                    return TrainResult(self.run_dir, "dry_run", self.step, 0.0, test={"train_loss": value})
+                    return TrainResult(self.run_dir, "dry_run", self.step, 0.0, test={"train_loss": value},
+                                       precision=self.precision)
                 bar.update(1)
                 self._after_step(epoch, lr, window, logger, bar, deadline)
                 if self._due_evaluation() or self.step == self.total_steps or self.stop_reason not in (None, "interrupted"):
@@ -473,7 +476,8 @@ class Trainer:
         """Save an interrupted run, or report on the test set; the status and curves either way."""
         tc = self.cfg.train
         status = self.stop_reason or ("max_steps" if tc.max_steps and self.step >= tc.max_steps else "completed")
-        result = TrainResult(self.run_dir, status, self.step, self.train_seconds, self.best, None, logger.records)
+        result = TrainResult(self.run_dir, status, self.step, self.train_seconds, self.best, None, logger.records,
+                             precision=self.precision)
         if status == "interrupted":
             if self.last_saved_step != self.step:
                 self.save("interrupted")
