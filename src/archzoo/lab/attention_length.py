@@ -107,7 +107,9 @@ class AttentionAndLength(Experiment):
                   f"presets' quality), float32, test2016 only, beam 1, no length-penalty search" if quick else
                   "each trained by the one Trainer with its preset's full recipe (about 5.2 h for the four on one "
                   "thread here), or read from a finished run of the same preset and seed (the second table names "
-                  "each run's source)")
+                  "each run's source and, where its record says, the precision it trained in: the presets' `auto` "
+                  "is bf16 on a device with native bf16 and fp32 elsewhere; a run read from a benchmark record was "
+                  "trained on the record's machine, not the one that read it)")
         presets = ", ".join(f"`{p}` ({label})" for p, label in PRESETS.items())
         return (f"Multi30k de -> en. The four committed presets ({presets}), "
                 f"{budget}. The test report of each run gives the corpus sacreBLEU of the beam hypotheses of "
