@@ -13,9 +13,9 @@ import torch
 
 from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, register_experiment
 
-WORKLOADS = {"cnn": ("fashion-resnet20", "CNN: ResNet-20 on Fashion-MNIST (preset fashion-resnet20, batch 128, bf16)"),
+WORKLOADS = {"cnn": ("fashion-resnet20", "CNN: ResNet-20 on Fashion-MNIST (preset fashion-resnet20, batch 128)"),
              "transformer": ("shakespeare-gpt", "Transformer: character GPT on tinyshakespeare (preset shakespeare-gpt, "
-                                                "4 layers, width 256, context 256, batch 16, bf16)")}
+                                                "4 layers, width 256, context 256, batch 16)")}
 CLAIM_OF = {"cnn": "gpu-trains-cnns-faster", "transformer": "gpu-trains-transformers-faster"}
 FAST, SLOW = 10.0, 2.0  # GPU over CPU steps per second
 NO_GPU = ("no GPU was present: torch saw no CUDA device (torch.cuda.is_available() is False), so nothing was "
@@ -72,6 +72,9 @@ class GpuSpeedup(Experiment):
         return ("Two training steps, each exactly a preset's step through the one Trainer (data batching, "
                 "forward, loss, backward, optimizer), on the CPU (all the torch threads of the process, "
                 "`--threads`) and on the first CUDA GPU: " + "; ".join(label for _, label in WORKLOADS.values())
+                + ". Both presets' precision is `auto`: bf16 autocast on a device that multiplies bf16 natively "
+                "(a bf16 GPU; an AVX512-BF16 or AMX CPU), fp32 on one that would only emulate it, so neither device "
+                "times emulated bf16"
                 + f". Per device, {t['warmup']} warm-up steps, then {t['cpu_steps']} (CPU) or {t['cuda_steps']} "
                 f"(GPU) timed steps between two CUDA synchronisations; {t['rounds']} round(s), CPU and GPU "
                 "alternating, and the median steps per second of each. The GPU's name is part of each cell, so "
