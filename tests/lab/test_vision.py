@@ -282,6 +282,18 @@ def test_depth_rules_read_the_final_training_error(errors: dict, outcomes: tuple
     assert tuple(v.outcome for v in verdicts) == outcomes
 
 
+def test_depth_names_the_precision_each_network_trained_in() -> None:
+    exp = EXPERIMENTS.get("depth-and-residuals")
+    assert {c.config["precision"] for c in exp.cells(False, [0])} == {"auto"}  # never emulated bf16 on AVX2
+    results = depth_records({"plain20": 0.1, "plain56": 0.15, "resnet20": 0.09, "resnet56": 0.08})
+    results[0].config["precision"] = "bf16"  # a cell from before results recorded it: what the cell named
+    results[1].result["precision"] = "fp32"  # what auto resolved to
+    results[2].config["precision"] = "auto"  # auto with nothing recorded: unknown
+    (table,) = exp.tables(results)
+    column = table.headers.index("precision")
+    assert [row[column] for row in table.rows] == ["bf16", "fp32", "not recorded", "not recorded"]
+
+
 def regularisation_records(accuracy: dict[str, list[float]]) -> list[CellResult]:
     return records([({"variant": v, "steps": 1}, seed, {"test_accuracy": a, "train_error": 0.1, "test_error": 0.12,
                                                         "gap": 0.02, "train_seconds": 1.0})

@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from archzoo.errors import UserError
-from archzoo.lab.base import Cell, CellResult, Claim, Experiment, Figure, Table, Verdict, group, mean, register_experiment
+from archzoo.lab.base import (
+    Cell,
+    CellResult,
+    Claim,
+    Experiment,
+    Figure,
+    Table,
+    Verdict,
+    group,
+    mean,
+    register_experiment,
+    trained_precision,
+)
 from archzoo.lab.runner import run_training
 
 PRESETS = {  # preset -> label
@@ -161,7 +173,7 @@ class AttentionAndLength(Experiment):
         long_label = results[0].result["buckets"][k][0]
         runs = [[PRESETS[r.config["preset"]], str(r.seed), f"{r.result['bleu'] or 0.0:.2f}",
                  f"{r.result['buckets'][k][1]:.2f}", f"{r.result['buckets'][0][1] - r.result['buckets'][k][1]:+.2f}",
-                 r.result.get("precision") or "not recorded", r.result["source"]]
+                 trained_precision(r), r.result["source"]]
                 for r in sorted(results, key=lambda r: (r.config["preset"], r.seed))]
         return [Table("test2016 beam BLEU by source length (tokens), mean over seeds",
                       ["model", *labels, f"drop (1-9 minus {long_label})", "corpus BLEU"], rows),

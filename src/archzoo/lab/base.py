@@ -192,6 +192,14 @@ def mean_std(values: Sequence[float], digits: int = 3, scale: float = 1.0) -> st
     return f"{m:.{digits}f}" if len(vals) == 1 else f"{m:.{digits}f} ± {std(vals):.{digits}f}"
 
 
+def trained_precision(r: CellResult) -> str:
+    """The precision a cell's training ran in: what its result recorded (``TrainResult.precision``), else the
+    precision its config named when that was not ``auto`` (cells from before results recorded it), else
+    "not recorded"."""
+    named = r.config.get("precision", "auto")
+    return r.result.get("precision") or (named if named != "auto" else "not recorded")
+
+
 def group(results: list[CellResult], *keys: str) -> dict[tuple[Any, ...], list[CellResult]]:
     """Results grouped by the values of ``keys`` in their configs, in first-seen order."""
     out: dict[tuple[Any, ...], list[CellResult]] = {}

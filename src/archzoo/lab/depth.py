@@ -22,6 +22,7 @@ from archzoo.lab.base import (
     mean_std,
     register_experiment,
     std,
+    trained_precision,
 )
 from archzoo.lab.runner import run_training
 from archzoo.lab.vision import ErrorCurve, classification_run
@@ -67,7 +68,8 @@ class DepthAndResiduals(Experiment):
     )
 
     def steps(self, quick: bool) -> int:
-        # full: 4 epochs of 430 steps, what 3 seeds of the four networks allow in about 90 min on 2 cores
+        # full: 4 epochs of 430 steps, what 3 seeds of the four networks allow in about 90 min on 2 cores of an
+        # AVX-512 bf16 CPU (bf16 autocast)
         # (He et al. train 64k steps; their degradation shows from the first epochs on, fig. 1 and 6)
         return 100 if quick else 1720
 
@@ -85,7 +87,9 @@ class DepthAndResiduals(Experiment):
         return (f"Fashion-MNIST. The four CIFAR-style networks of He et al. (Sec. 4.2; parameters: {sizes}): "
                 f"`plain20`/`plain56` are `resnet20`/`resnet56` with every shortcut removed, nothing else changed. "
                 f"The fashion-resnet20 preset's recipe for all four: SGD with Nesterov momentum 0.9, lr 0.1, weight "
-                f"decay 5e-4, cosine schedule, random crops (padding 2) and flips, bf16 autocast and channels-last; "
+                f"decay 5e-4, cosine schedule, random crops (padding 2) and flips, channels-last, precision `auto` "
+                f"(bf16 autocast where the CPU multiplies bf16 natively, fp32 where it would only emulate it; the "
+                f"table names what each network trained in); "
                 f"batch {self.batch(quick)}, {self.steps(quick)} steps. Every {self.probe_every(quick)} steps the "
                 f"error on fixed sets of {self.probe_images(quick)} training and {self.probe_images(quick)} test "
                 f"images (eval mode, no "
@@ -99,7 +103,7 @@ class DepthAndResiduals(Experiment):
                    "budget, where He et al.'s fig. 1 and 6 already separate the curves."))
 
     def cells(self, quick: bool, seeds: Sequence[int]) -> list[Cell]:
-        return [Cell({"model": m, "steps": self.steps(quick), "batch": self.batch(quick), "precision": "bf16",
+        return [Cell({"model": m, "steps": self.steps(quick), "batch": self.batch(quick), "precision": "auto",
                       "probe_every": self.probe_every(quick), "probe_images": self.probe_images(quick)}, s, LABELS[m])
                 for s in seeds for m in MODELS]
 
@@ -111,7 +115,8 @@ class DepthAndResiduals(Experiment):
                                  weight_decay=5e-4, schedule="cosine", augment="crop+flip", shift_pixels=2,
                                  precision=c["precision"], channels_last=True)
         result = run_training(run, work_dir, data_dir, on_step=curve)
-        return {"curve": curve.points, "test_accuracy": result.test["accuracy"], "train_seconds": result.train_seconds}
+        return {"curve": curve.points, "test_accuracy": result.test["accuracy"], "train_seconds": result.train_seconds,
+                "precision": result.precision}
 
     # -- analysis ---------------------------------------------------------------------------------
     def _final(self, results: list[CellResult], key: str) -> dict[str, float]:
@@ -124,10 +129,12 @@ class DepthAndResiduals(Experiment):
                          mean_std([final(r, "train_error") for r in runs], 2, 100),
                          mean_std([final(r, "test_error") for r in runs], 2, 100),
                          mean_std([1 - r.result["test_accuracy"] for r in runs], 2, 100),
-                         f"{mean([r.result['train_seconds'] for r in runs]):.0f}"])
+                         f"{mean([r.result['train_seconds'] for r in runs]):.0f}",
+                         "/".join(sorted({trained_precision(r) for r in runs}))])
         return [Table("Error (%) at the end of training, mean ± std over seeds",
                       ["network", "parameters", "training error (probe set)", "test error (probe set)",
-                       "test error (10,000 images, best-on-validation weights)", "training seconds"], rows)]
+                       "test error (10,000 images, best-on-validation weights)", "training seconds", "precision"],
+                      rows)]
 
     def figures(self, results: list[CellResult], out_dir: Path) -> list[Figure]:
         from archzoo.viz.plots import Panel, plot_panels
