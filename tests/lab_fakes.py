@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ class FakeExperiment(Experiment):
         self.interrupt_at: tuple[int, int] | None = None
         self.invert = False
         self.alone_sizes: set[int] = set()  # cells of these sizes say they run alone (as timing cells do)
+        self.seconds: dict[int, float] = {}  # cells of these sizes take this long
 
     def setup(self, quick: bool) -> str:
         return f"Two sizes, {'quick' if quick else 'full'} mode."
@@ -35,7 +37,7 @@ class FakeExperiment(Experiment):
         return [Cell({"size": size, "quick": quick}, seed, f"size {size}") for seed in seeds for size in (1, 2)]
 
     def runs_alone(self, cell: Cell) -> bool:
-        return cell.config["size"] in self.alone_sizes
+        return cell.config.get("size") in self.alone_sizes
 
     def run_cell(self, cell: Cell, work_dir: Path, data_dir: str | Path | None) -> dict[str, Any]:
         # every cell starts in a new, empty folder inside the lab's marked scratch folder
@@ -44,6 +46,7 @@ class FakeExperiment(Experiment):
         key = (cell.config["size"], cell.seed)
         if key == self.interrupt_at:
             raise KeyboardInterrupt
+        time.sleep(self.seconds.get(key[0], 0.0))
         self.calls.append(key)
         size = -cell.config["size"] if self.invert else cell.config["size"]
         return {"score": 10 * size + cell.seed}

@@ -150,6 +150,57 @@ def test_an_interrupted_cell_in_a_worker_stops_the_run_and_the_others_stay_cache
     assert results(tmp_path)["claims"][0]["verdict"]["outcome"] == "supported"
 
 
+def test_no_queued_cell_starts_after_a_cell_failed_in_a_worker(fake_experiment, tmp_path: Path) -> None:
+    fake_experiment.interrupt_at = (2, 0)
+    fake_experiment.seconds = {1: 2.0}  # (1, 0) runs beside the failing cell; (1, 1) is queued behind them
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(NAME, tmp_path, progress=False, jobs=2)
+    cached = {(r["cell"]["config"]["size"], r["cell"]["seed"]) for r in
+              (json.loads(f.read_text()) for f in (tmp_path / NAME / "cells").iterdir())}
+    assert cached == {(1, 0)}  # the pool had handed (1, 1) to the failed cell's worker: it did not start
+
+
+STOPPED_RUN = """
+import sys
+from pathlib import Path
+from lab_fakes import FakeTrainingExperiment
+from archzoo.lab import EXPERIMENTS
+from archzoo.lab.runner import run_experiment
+
+exp = FakeTrainingExperiment()
+exp.steps = 10**7  # hours: only a stop ends these cells
+EXPERIMENTS._entries[exp.name] = exp
+run_experiment(exp.name, Path(sys.argv[1]), seeds=3, jobs=2, progress=False)
+"""
+
+
+def test_a_sigterm_to_the_lab_run_stops_its_workers_trainings_at_a_checkpoint(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tests = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.Popen([sys.executable, "-c", STOPPED_RUN, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    runs = tmp_path / "fake-resumable-training" / "runs"
+    deadline = time.monotonic() + 120
+    while not (runs.is_dir() and len(list(runs.glob("*/work/metrics.jsonl"))) == 2 and
+               all(p.stat().st_size for p in runs.glob("*/work/metrics.jsonl"))):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[0]
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)  # as a scheduler or `docker stop` does: to the main process only
+    output, _ = run.communicate(timeout=60)  # a worker left running would hold the pipe open past this
+    assert run.returncode != 0 and "KeyboardInterrupt" in output
+    for work in runs.glob("*/work"):  # the two running trainings stopped at the end of a step and saved
+        assert json.loads((work / "status.json").read_text())["status"] == "interrupted"
+        assert any((work / "checkpoints").iterdir())
+    assert not any((tmp_path / "fake-resumable-training" / "cells").iterdir())
+    assert sorted(p.name.rsplit("-", 1)[-1] for p in runs.iterdir()) == ["seed0", "seed1"]  # seed 2 never started
+
+
 def test_only_computes_the_named_cells_and_the_parts_add_up_to_the_whole_run(fake_experiment,
                                                                            tmp_path: Path) -> None:
     run_experiment(NAME, tmp_path, progress=False, only=["size 2"])

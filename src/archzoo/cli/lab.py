@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Each experiment checks a claim of the literature (quoted, with its paper) and "
                        "decides it by a rule fixed in code: supported, refuted or depends. Every (configuration, "
                        "seed) cell is cached, so an interrupted run resumes and more seeds reuse finished cells; an "
-                       "interrupted hours-long training cell (attention-and-length) continues from its checkpoint.")
+                       "interrupted hours-long training cell (attention-and-length) continues from its checkpoint. "
+                       "Ctrl-C or SIGTERM stops every worker's training at a checkpoint and starts no further cell.")
     verbs = p.add_subparsers(dest="verb", required=True, parser_class=type(p))
 
     listing = verbs.add_parser("list", help="the experiments and their claims")

@@ -29,7 +29,9 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -187,12 +189,55 @@ def run_experiment(name: str, out_dir: Path, *, quick: bool = False, seeds: int 
     return write_page(out_dir, name)
 
 
+_STOP: Any = None  # in a pool worker: the run's stop event, set once a cell fails or the run is interrupted
+
+
+def _start_worker(threads: int, stop: Any) -> None:
+    global _STOP
+    torch.set_num_threads(threads)
+    _STOP = stop
+
+
+def _compute_in_worker(exp: Experiment, cell: Cell, out_dir: Path, data_dir: str | Path | None,
+                       keep_runs: bool) -> CellResult:
+    """compute_cell in a pool worker. A cell queued behind a failed or interrupted one does not start: the pool
+    hands a worker its next cell before the main process hears of the failure, and an hours-long cell
+    started then would hold up the stop for hours."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt("the lab run stopped before this cell started")
+    try:
+        return compute_cell(exp, cell, out_dir, data_dir, keep_runs)
+    except BaseException:
+        _STOP.set()
+        raise
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a scheduler's or container's stop) raises KeyboardInterrupt here, as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def compute_cells(exp: Experiment, cells: list[Cell], out_dir: Path, data_dir: str | Path | None, keep_runs: bool,
                   jobs: int, show: Callable[[str], None]) -> Iterator[CellResult]:
     """Compute ``cells``, yielding each record as it finishes: in order in this process when ``jobs`` is 1
     (or one cell is left); else the cells that run alone first, here, then the rest in ``jobs`` worker
     processes with this process's torch threads each, in the order they finish. ``show`` receives what is
-    running. When a cell fails, the cells already running finish (and are cached) before the error rises."""
+    running. When a cell fails, no further cell starts and the cells already running finish (and are cached)
+    before the error rises. When this process is stopped (Ctrl-C, SIGTERM), no further cell starts and the
+    workers get SIGTERM: a training stops at the end of its step and saves a checkpoint that a rerun of a
+    resumable experiment continues from."""
     alone = [c for c in cells if jobs == 1 or exp.runs_alone(c)]
     shared = [c for c in cells if c not in alone]
     if len(shared) == 1:
@@ -205,15 +250,24 @@ def compute_cells(exp: Experiment, cells: list[Cell], out_dir: Path, data_dir: s
     import multiprocessing
 
     # spawn, not fork: a forked child of a process that has run torch's thread pools can deadlock
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
     workers = min(jobs, len(shared))
     show(f"{len(shared)} cells on {workers} workers")
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),)) as pool:
-        futures = [pool.submit(compute_cell, exp, cell, out_dir, data_dir, keep_runs) for cell in shared]
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(torch.get_num_threads(), stop)) as pool, sigterm_interrupts():
+        futures = [pool.submit(_compute_in_worker, exp, cell, out_dir, data_dir, keep_runs) for cell in shared]
+        failed_in_worker = False
         try:
             for future in as_completed(futures):
+                failed_in_worker = future.exception() is not None
                 yield future.result()
         except BaseException:
+            stop.set()
+            if not failed_in_worker:  # this process was stopped, the workers perhaps not (a SIGTERM to it alone)
+                for worker in multiprocessing.active_children():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGTERM)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 
