@@ -108,10 +108,10 @@ def test_articles_code_rules(printed: float, fixed: float, attention: tuple, out
     assert tuple(v.outcome for v in verdicts) == outcomes
 
 
-def length_records(long_bleu: dict[str, float], short: float = 40.0) -> list[CellResult]:
+def length_records(long_bleu: dict[str, float], short: float = 40.0, seed: int = 0) -> list[CellResult]:
     buckets = lambda long: [["1-9", short, 406], ["10-14", 35.0, 445], ["15-19", long, 114], ["20-24", 5.0, 31],
                             ["25+", 0.0, 4]]  # noqa: E731
-    return [CellResult(Cell({"preset": p, "steps": 1}, 0), {"buckets": buckets(b), "bleu": 30.0, "source": "x"}, 1.0)
+    return [CellResult(Cell({"preset": p, "steps": 1}, seed), {"buckets": buckets(b), "bleu": 30.0, "source": "x"}, 1.0)
             for p, b in long_bleu.items()]
 
 
@@ -139,6 +139,19 @@ def test_each_run_names_its_precision_or_says_it_was_not_recorded() -> None:
     _, runs = EXPERIMENTS.get("attention-and-length").tables(records)
     column = runs.headers.index("precision")
     assert sorted(row[column] for row in runs.rows) == ["bf16", "fp32", "not recorded", "not recorded"]
+
+
+def test_the_mean_table_gives_mean_and_std_over_seeds_and_the_rule_reads_the_means() -> None:
+    presets = ("multi30k-lstm", "multi30k-gru_context", "multi30k-attention", "multi30k-transformer")
+    seed0 = length_records(dict(zip(presets, (25.0, 26.0, 33.0, 35.0), strict=True)))
+    seed1 = length_records(dict(zip(presets, (27.0, 26.0, 37.0, 35.0), strict=True)), short=42.0, seed=1)
+    means, runs = EXPERIMENTS.get("attention-and-length").tables(seed0 + seed1)
+    attention = next(row for row in means.rows if row[0].startswith("GRU + attention"))
+    # 15-19: 33 and 37 -> 35.0 ± 2.8; drop: 40 - 33 = +7 and 42 - 37 = +5 -> +6.0 ± 1.4
+    assert attention[3] == "35.0 ± 2.8" and attention[6] == "+6.0 ± 1.4" and len(runs.rows) == 8
+    (verdict,) = EXPERIMENTS.get("attention-and-length").decide(seed0 + seed1)
+    assert verdict.numbers["multi30k-attention long-bucket BLEU"] == 35.0
+    assert verdict.numbers["multi30k-lstm drop"] == 15.0  # (40 - 25 + 42 - 27) / 2
 
 
 def test_a_finished_run_of_the_same_preset_and_seed_is_read_and_another_seed_is_not(tmp_path) -> None:

@@ -183,13 +183,14 @@ def std(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def mean_std(values: Sequence[float], digits: int = 3, scale: float = 1.0) -> str:
-    """'mean ± std' over seeds, e.g. '0.812 ± 0.021'; a single value without the ±."""
+def mean_std(values: Sequence[float], digits: int = 3, scale: float = 1.0, signed: bool = False) -> str:
+    """'mean ± std' over seeds, e.g. '0.812 ± 0.021'; a single value without the ±. ``signed`` writes the
+    mean's sign always ('+4.6 ± 0.3'), for differences."""
     vals = [v * scale for v in values]
     if not vals:
         return "—"
-    m = mean(vals)
-    return f"{m:.{digits}f}" if len(vals) == 1 else f"{m:.{digits}f} ± {std(vals):.{digits}f}"
+    m = f"{mean(vals):{'+' if signed else ''}.{digits}f}"
+    return m if len(vals) == 1 else f"{m} ± {std(vals):.{digits}f}"
 
 
 def trained_precision(r: CellResult) -> str:
