@@ -109,7 +109,9 @@ class AttentionAndLength(Experiment):
     default_seeds = 3
     # the four presets' benchmark runs trained 60 + 69 + 99 + 83 min (benchmarks/results/multi30k-*.json)
     resumable = True  # a cell is hours of one training: an interrupted one continues from its checkpoint
-    full_minutes = "about 5.2 h per seed on one thread of this project's shared 2-core machine (the presets' full training)"
+    # seeds 1-2 (fp32, AVX2 EPYC, two cells side by side) took 9,336 + 6,460 + 6,183 + 5,444 s at their fastest
+    full_minutes = ("about 5.2 h per seed on one thread of an EPYC with native bf16, about 7.5 h in fp32 on an "
+                    "AVX2-only one (the presets' full training)")
     claims = (
         Claim("context-vector-hurts-long-sentences",
               "A potential issue with this encoder-decoder approach is that a neural network needs to be able to "
@@ -133,7 +135,8 @@ class AttentionAndLength(Experiment):
         budget = (f"trained by the one Trainer for {self.steps(quick)} steps each (a quick run: far from the "
                   f"presets' quality), float32, test2016 only, beam 1, no length-penalty search" if quick else
                   "each trained by the one Trainer with its preset's full recipe (about 5.2 h for the four on one "
-                  "thread here), or read from a finished run of the same preset and seed (the second table names "
+                  "thread of an EPYC with native bf16, about 7.5 h in fp32 on an AVX2-only one), or read from a "
+                  "finished run of the same preset and seed (the second table names "
                   "each run's source and, where its record says, the precision it trained in: the presets' `auto` "
                   "is bf16 on a device with native bf16 and fp32 elsewhere; a run read from a benchmark record was "
                   "trained on the record's machine, not the one that read it)")
